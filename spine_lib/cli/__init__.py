@@ -1,0 +1,47 @@
+"""The ``spine-vision`` command: each subcommand builds one job config and calls one library function."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tyro
+from loguru import logger
+
+from spine_lib.core.config import BaseConfig
+from spine_lib.core.logging import setup_logger
+from spine_lib.demo import DemoConfig, DemoResult, run_demo
+from spine_lib.errors import SpineVisionError
+
+
+def demo(config: DemoConfig) -> None:
+    result: DemoResult = run_demo(config)
+    print(f"Data root:        {result.data_root}")
+    print(f"Dagster instance: {result.dagster_home} (run {result.run_id})")
+    print(f"Materialized:     {', '.join(result.materialized) or 'nothing'}")
+    print(f"Open the UI:      {result.ui_command}")
+
+
+#: subcommand name -> (config model, handler)
+COMMANDS: dict[str, tuple[type[BaseConfig], Callable[[Any], None]]] = {
+    "demo": (DemoConfig, demo),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line, set up logging, run the command; library errors exit 2 with one clear line."""
+    config = tyro.extras.subcommand_cli_from_dict(
+        {name: model for name, (model, _) in COMMANDS.items()},
+        prog="spine-vision",
+        description="Spine Vision: lumbar spine MRI datasets, models and the Dagster asset graph.",
+        args=argv,
+        config=(tyro.conf.FlagCreatePairsOff,),
+    )
+    setup_logger(config.verbose, config.enable_file_log, config.log_path)
+    handler = next(h for model, h in COMMANDS.values() if type(config) is model)
+    try:
+        handler(config)
+    except SpineVisionError as error:
+        logger.error("{}: {}", type(error).__name__, error)
+        sys.exit(2)

@@ -1,0 +1,40 @@
+"""Logging setup on loguru, shared by every CLI command (``-v/--verbose``, ``--enable-file-log``).
+
+Library code logs through ``loguru.logger`` and never writes patient names or birthdays into a log line:
+patient IDs only.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from loguru import logger
+
+CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> <level>{message}</level>"
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{function}:{line} | {message}"
+
+
+def setup_logger(
+    verbose: bool = False,
+    enable_file_log: bool = False,
+    log_path: Path = Path("logs"),
+    log_name: str = "spine_vision",
+) -> Path | None:
+    """Route loguru to stderr (DEBUG when ``verbose``, else INFO) and optionally to a timestamped file.
+
+    Calling it again replaces the previous sinks, so commands and tests can reconfigure freely.
+    Returns the log file's path when file logging is on.
+    """
+    logger.remove()
+    level = "DEBUG" if verbose else "INFO"
+    logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=None)
+    if not enable_file_log:
+        return None
+    log_path.mkdir(parents=True, exist_ok=True)
+    log_file = log_path / f"{log_name}_{datetime.now():%Y%m%d_%H%M%S}.log"
+    # The file always gets DEBUG: it is what one reads after a run went wrong.
+    logger.add(log_file, level="DEBUG", format=FILE_FORMAT, encoding="utf-8", enqueue=False)
+    logger.debug("file log at {}", log_file)
+    return log_file

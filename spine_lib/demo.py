@@ -1,0 +1,119 @@
+"""The demo job: a data root (synthetic where empty) materialized through every Dagster asset.
+
+The Dagster part runs in a child process (``python -m spine_assets.demo``) so that this library never imports
+Dagster; both sides agree on paths through the environment (``DAGSTER_HOME``, ``SPINE_DATA_ROOT``,
+``SPINE_WEIGHTS``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+from loguru import logger
+
+from spine_lib.core.config import BaseConfig
+from spine_lib.core.layout import DataLayout
+from spine_lib.errors import ConfigError, SpineVisionError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster.yaml"
+DATA_ROOT_ENV = "SPINE_DATA_ROOT"
+WEIGHTS_ENV = "SPINE_WEIGHTS"
+
+
+class DemoConfig(BaseConfig):
+    """Make (or reuse) a data root and materialize every asset into a local SQLite Dagster instance."""
+
+    data_root: Annotated[Path, tyro.conf.arg(help="Data root (made if absent).")] = Path("data")
+    weights: Annotated[Path, tyro.conf.arg(help="Folder of trained weights.")] = Path("weights")
+    dagster_home: Annotated[Path, tyro.conf.arg(help="DAGSTER_HOME of the local instance.")] = Path(".dagster")
+
+
+@dataclass
+class DemoResult:
+    """What the demo made and where to look."""
+
+    data_root: Path
+    dagster_home: Path
+    weights: Path
+    run_id: str
+    materialized: list[str] = field(default_factory=list)
+    created_folders: list[Path] = field(default_factory=list)
+
+    @property
+    def ui_command(self) -> str:
+        return (
+            f"DAGSTER_HOME={self.dagster_home} {DATA_ROOT_ENV}={self.data_root} {WEIGHTS_ENV}={self.weights} "
+            "uv run dagster dev -w workspace.yaml"
+        )
+
+
+def prepare_dagster_home(dagster_home: Path, template: Path = INSTANCE_TEMPLATE) -> Path:
+    """Create ``dagster_home`` with the project's ``dagster.yaml`` (an existing one is left as it is)."""
+    if dagster_home.exists() and not dagster_home.is_dir():
+        raise ConfigError(dagster_home, "DAGSTER_HOME exists and is not a folder")
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    if not target.exists():
+        if not template.is_file():
+            raise ConfigError(template, "instance template dagster.yaml not found next to the project")
+        shutil.copyfile(template, target)
+    return target
+
+
+def run_demo(config: DemoConfig) -> DemoResult:
+    """Prepare the data root and the instance, then materialize every asset; raises if a step fails."""
+    data_root = config.data_root.resolve()
+    weights = config.weights.resolve()
+    dagster_home = config.dagster_home.resolve()
+    layout = DataLayout(root=data_root, weights=weights)
+    created = layout.ensure()
+    prepare_dagster_home(dagster_home)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        DATA_ROOT_ENV: str(data_root),
+        WEIGHTS_ENV: str(weights),
+    }
+    logger.info("materializing every asset into the instance at {}", dagster_home)
+    process = subprocess.run(
+        [sys.executable, "-m", "spine_assets.demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in process.stderr.splitlines():
+        logger.debug("dagster: {}", line)
+    summary = parse_summary(process.stdout)
+    if process.returncode != 0 or summary is None or not summary.get("success"):
+        tail = "\n".join(process.stderr.splitlines()[-20:])
+        raise SpineVisionError(dagster_home, f"asset materialization failed (exit {process.returncode}):\n{tail}")
+    return DemoResult(
+        data_root=data_root,
+        dagster_home=dagster_home,
+        weights=weights,
+        run_id=str(summary["run_id"]),
+        materialized=list(summary["materialized"]),
+        created_folders=created,
+    )
+
+
+def parse_summary(stdout: str) -> dict | None:
+    """The JSON summary line the Dagster child prints last."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None

@@ -1,0 +1,66 @@
+"""Atomic writes: build the output under a temporary name in the target's folder, then rename it into place.
+
+A reader never sees a half-written file, and a failed write leaves the previous version untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target`` (same suffixes); on success it replaces ``target``.
+
+    The temporary file keeps the target's suffixes so that writers choosing the format by extension
+    (SimpleITK, pandas) pick the right one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(target.suffixes)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder_write(target: Path) -> Iterator[Path]:
+    """Yield a path with ``target``'s file name inside a private temporary folder next to it.
+
+    For formats written as several files (MetaImage ``.mhd`` + ``.raw``/``.zraw``) whose header names the
+    data file: every file keeps its final name, data files are moved in first and the header last.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp_dir / target.name
+        produced = sorted(tmp_dir.iterdir(), key=lambda p: p.name == target.name)  # header last
+        for path in produced:
+            path.replace(target.parent / path.name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def atomic_write_text(target: Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding=encoding)
+    return target
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> Path:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return target

@@ -1,0 +1,159 @@
+"""Reading medical images: one entry point that recognises DICOM folders, single DICOM files and volumes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import SimpleITK as sitk
+from loguru import logger
+
+from spine_lib.errors import DicomSeriesError, InputPathError, MedicalImageError
+from spine_lib.io.formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, image_suffix, volume_suffix
+
+
+@dataclass(frozen=True)
+class DicomSeries:
+    """One DICOM series found on disk: its UID, folder and files in slice order."""
+
+    uid: str
+    folder: Path
+    files: tuple[Path, ...]
+
+    @property
+    def num_slices(self) -> int:
+        return len(self.files)
+
+
+def itk_cause(error: Exception) -> str:
+    """The useful line of an ITK exception (they carry file/line noise around the message)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "ERROR" in line or "Unable" in line or "Could not" in line:
+            return re.sub(r"\s+", " ", line)[:300]
+    return re.sub(r"\s+", " ", lines[-1] if lines else repr(error))[:300]
+
+
+def nifti_expected_size(header: bytes) -> int | None:
+    """Bytes a NIfTI-1/2 file holds when complete (``vox_offset`` + voxel data), from its header."""
+    for endian in ("<", ">"):
+        (sizeof_hdr,) = struct.unpack(f"{endian}i", header[:4])
+        if sizeof_hdr == 348 and len(header) >= 112:
+            dims = struct.unpack(f"{endian}8h", header[40:56])
+            (bitpix,) = struct.unpack(f"{endian}h", header[72:74])
+            (vox_offset,) = struct.unpack(f"{endian}f", header[108:112])
+        elif sizeof_hdr == 540 and len(header) >= 176:
+            (bitpix,) = struct.unpack(f"{endian}h", header[14:16])
+            dims = struct.unpack(f"{endian}8q", header[16:80])
+            (vox_offset,) = struct.unpack(f"{endian}q", header[168:176])
+        else:
+            continue
+        if not 1 <= dims[0] <= 7:
+            return None
+        voxels = 1
+        for d in dims[1 : dims[0] + 1]:
+            voxels *= max(int(d), 1)
+        return int(vox_offset) + voxels * bitpix // 8
+    return None
+
+
+def check_nifti_complete(path: Path) -> None:
+    """Raise if a NIfTI file is shorter than its header says (ITK would silently zero-fill the rest).
+
+    For ``.nii.gz`` the gzip trailer's ISIZE (uncompressed size mod 2**32) is compared, which costs no
+    decompression beyond the header.
+    """
+    compressed = path.name.lower().endswith(".gz")
+    try:
+        with gzip.open(path, "rb") if compressed else path.open("rb") as stream:
+            header = stream.read(540)
+        expected = nifti_expected_size(header)
+        if expected is None:
+            return
+        if compressed:
+            with path.open("rb") as raw:
+                raw.seek(-4, os.SEEK_END)
+                (actual,) = struct.unpack("<I", raw.read(4))
+            complete = actual == expected % 2**32
+        else:
+            actual = path.stat().st_size
+            complete = actual >= expected
+    except (OSError, EOFError, struct.error) as error:
+        raise MedicalImageError(path, f"cannot read NIfTI header: {error}") from error
+    if not complete:
+        raise MedicalImageError(
+            path, f"truncated NIfTI file: header promises {expected} bytes, file holds {actual} (uncompressed)"
+        )
+
+
+def list_dicom_series(folder: Path, recursive: bool = True) -> list[DicomSeries]:
+    """Every DICOM series under ``folder`` (sub-folders too when ``recursive``), files sorted by position."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputPathError(folder, "DICOM folder does not exist or is not a folder")
+    dirs = [folder]
+    if recursive:
+        dirs += sorted(Path(d) for d, _, _ in os.walk(folder) if Path(d) != folder)
+    series: list[DicomSeries] = []
+    for directory in dirs:
+        if not any(p.is_file() for p in directory.iterdir()):
+            continue
+        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)):
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid)
+            series.append(DicomSeries(uid=uid, folder=directory, files=tuple(Path(f) for f in files)))
+    return series
+
+
+def read_dicom_series(folder: Path, series_uid: str | None = None, recursive: bool = True) -> sitk.Image:
+    """Read one DICOM series of ``folder``: ``series_uid`` if given, else the one with the most slices."""
+    found = list_dicom_series(folder, recursive=recursive)
+    if not found:
+        raise DicomSeriesError(folder, "no DICOM series found (folder empty or no readable DICOM files)")
+    if series_uid is not None:
+        matches = [s for s in found if s.uid == series_uid]
+        if not matches:
+            known = ", ".join(sorted({s.uid for s in found}))
+            raise DicomSeriesError(folder, f"series {series_uid} not found; series present: {known}")
+        chosen = max(matches, key=lambda s: s.num_slices)
+    else:
+        chosen = max(found, key=lambda s: (s.num_slices, s.uid))
+        if len(found) > 1:
+            logger.debug("{}: {} series, reading {} ({} slices)", folder, len(found), chosen.uid, chosen.num_slices)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in chosen.files])
+    try:
+        return reader.Execute()
+    except RuntimeError as error:
+        raise MedicalImageError(chosen.folder, f"cannot read DICOM series {chosen.uid}: {itk_cause(error)}") from error
+
+
+def read_medical_image(path: Path, series_uid: str | None = None) -> sitk.Image:
+    """Read a medical image, recognising the format from the path.
+
+    - a folder: a DICOM series (``series_uid``, else the series with the most slices; sub-folders searched);
+    - ``.dcm``/``.dicom``: a single DICOM file;
+    - ``.nii``/``.nii.gz``/``.mha``/``.mhd``/``.nrrd``/``.nhdr``: a volume.
+
+    Raises :class:`~spine_lib.errors.SpineVisionError` subclasses naming the path and the cause.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputPathError(path, "image path does not exist")
+    if path.is_dir():
+        return read_dicom_series(path, series_uid=series_uid)
+    suffix = image_suffix(path)
+    if suffix not in DICOM_SUFFIXES:
+        volume_suffix(path)  # raises for unknown extensions
+    if path.stat().st_size == 0:
+        raise MedicalImageError(path, "file is empty")
+    if suffix in (".nii", ".nii.gz"):
+        check_nifti_complete(path)
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        kind = "DICOM file" if suffix in DICOM_SUFFIXES else VOLUME_SUFFIXES[suffix]
+        raise MedicalImageError(path, f"cannot read {kind}: {itk_cause(error)}") from error

@@ -1,0 +1,33 @@
+"""Intensity transforms for turning MR volumes into 8-bit pictures."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+def normalize_to_uint8(
+    array: npt.ArrayLike, percentiles: tuple[float, float] | None = None
+) -> npt.NDArray[np.uint8]:
+    """Scale ``array`` linearly into 0..255.
+
+    Without ``percentiles`` the window is the finite min..max; with ``percentiles=(1, 99)`` it is those
+    percentiles and values outside are clipped (robust to a few hot voxels). A constant array (or one with no
+    finite value) gives zeros. NaN maps to 0.
+    """
+    values = np.asarray(array, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.zeros(values.shape, dtype=np.uint8)
+    if percentiles is None:
+        low, high = float(values[finite].min()), float(values[finite].max())
+    else:
+        lo_pct, hi_pct = percentiles
+        if not 0 <= lo_pct < hi_pct <= 100:
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
+        low, high = (float(v) for v in np.percentile(values[finite], [lo_pct, hi_pct]))
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (np.clip(values, low, high) - low) * (255.0 / (high - low))
+    scaled[~finite] = 0
+    return np.rint(scaled).astype(np.uint8)

@@ -1,0 +1,178 @@
+"""Label schemas: which label values a source uses and how they map to training targets.
+
+A schema is a YAML file (built-in ones live in ``schemas/``). Remapping is a lookup table, so a 3D mask of
+millions of voxels is remapped in one gather. A value the schema does not map is an error, never background.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from spine_lib.errors import InputPathError, LabelSchemaError
+
+BACKGROUND = "background"
+IGNORE = "ignore"
+SCHEMA_PACKAGE = "spine_lib.labels.schemas"
+
+
+class LabelSchema(BaseModel):
+    """Source label values, target label values (consecutive from 0) and the mapping between them.
+
+    Invariants (checked on construction): every source value is mapped, every mapped value is a target
+    value, targets run 0..N-1 with ``background`` = 0, and an ``ignore`` target (voxels nnU-Net leaves out
+    of the loss) is the highest value.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    source_labels: dict[str, int]
+    target_labels: dict[str, int]
+    mapping: dict[int, int]
+    metadata: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def check_consistency(self) -> LabelSchema:
+        for field_name in ("source_labels", "target_labels"):
+            labels: dict[str, int] = getattr(self, field_name)
+            values = list(labels.values())
+            if len(set(values)) != len(values):
+                twice = sorted({v for v in values if values.count(v) > 1})
+                raise ValueError(f"{field_name}: values used by more than one name: {twice}")
+            if any(v < 0 for v in values):
+                raise ValueError(f"{field_name}: negative label values are not allowed")
+        sources = set(self.source_labels.values())
+        targets = set(self.target_labels.values())
+        if unmapped := sorted(sources - set(self.mapping)):
+            raise ValueError(f"source values without a mapping: {unmapped}")
+        if unknown := sorted(set(self.mapping) - sources):
+            raise ValueError(f"mapping keys that are not source values: {unknown}")
+        if bad := sorted(set(self.mapping.values()) - targets):
+            raise ValueError(f"mapping to values that are not target values: {bad}")
+        if self.target_labels.get(BACKGROUND) != 0:
+            raise ValueError("target_labels must map 'background' to 0")
+        if sorted(targets) != list(range(len(targets))):
+            raise ValueError(f"target values must be consecutive from 0, got {sorted(targets)}")
+        if IGNORE in self.target_labels and self.target_labels[IGNORE] != max(targets):
+            raise ValueError("the 'ignore' target must be the highest target value")
+        return self
+
+    @property
+    def num_classes(self) -> int:
+        """Number of target values, background (and ignore) included."""
+        return len(self.target_labels)
+
+    def target_name(self, value: int) -> str:
+        """Name of a target value."""
+        for name, v in self.target_labels.items():
+            if v == value:
+                return name
+        raise LabelSchemaError(self.name, f"no target label with value {value}")
+
+    def source_name(self, value: int) -> str:
+        """Name of a source value."""
+        for name, v in self.source_labels.items():
+            if v == value:
+                return name
+        raise LabelSchemaError(self.name, f"no source label with value {value}")
+
+
+def builtin_schemas() -> list[str]:
+    """Names of the schemas shipped with spine_lib."""
+    folder = resources.files(SCHEMA_PACKAGE)
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_label_schema(name_or_path: str | Path) -> LabelSchema:
+    """Load a built-in schema by name (``"spider"``) or a schema YAML file by path."""
+    text: str
+    origin: str | Path
+    as_path = Path(name_or_path)
+    if isinstance(name_or_path, str) and as_path.suffix == "" and name_or_path in builtin_schemas():
+        resource = resources.files(SCHEMA_PACKAGE) / f"{name_or_path}.yaml"
+        text, origin = resource.read_text(encoding="utf-8"), f"built-in schema {name_or_path!r}"
+    elif as_path.suffix.lower() in (".yaml", ".yml") or as_path.exists():
+        if not as_path.is_file():
+            raise InputPathError(as_path, "label schema file does not exist")
+        text, origin = as_path.read_text(encoding="utf-8"), as_path
+    else:
+        raise LabelSchemaError(
+            str(name_or_path), f"neither a built-in schema ({', '.join(builtin_schemas())}) nor a YAML file"
+        )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise LabelSchemaError(origin, f"invalid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise LabelSchemaError(origin, "a label schema must be a YAML mapping")
+    try:
+        return LabelSchema.model_validate(data)
+    except ValidationError as error:
+        causes = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'schema'}: {e['msg']}" for e in error.errors())
+        raise LabelSchemaError(origin, f"malformed label schema: {causes}") from error
+
+
+def lookup_table(mapping: dict[int, int]) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.bool_]]:
+    """The remapping as a dense table over 0..max(source) and a mask of which entries are defined."""
+    size = max(mapping) + 1
+    out_dtype = np.min_scalar_type(max(mapping.values()))
+    table = np.zeros(size, dtype=out_dtype)
+    known = np.zeros(size, dtype=bool)
+    keys = np.fromiter(mapping.keys(), dtype=np.int64)
+    table[keys] = np.fromiter(mapping.values(), dtype=np.int64)
+    known[keys] = True
+    return table, known
+
+
+def remap_array(
+    mask: npt.NDArray[Any], mapping: dict[int, int], source: str | Path | None = None
+) -> npt.NDArray[np.integer]:
+    """Remap an integer array through ``mapping``; unmapped values raise :class:`LabelSchemaError`."""
+    array = np.asarray(mask)
+    if array.dtype.kind == "f":
+        if not np.all(np.mod(array, 1) == 0):
+            raise LabelSchemaError(source, "label mask holds non-integer values")
+        array = array.astype(np.int64)
+    elif array.dtype.kind not in "iub":
+        raise LabelSchemaError(source, f"label mask must hold integers, got {array.dtype}")
+    table, known = lookup_table(mapping)
+    if array.size == 0:
+        return array.astype(table.dtype)
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high >= table.size:
+        outside = (array < 0) | (array >= table.size)
+        raise_unknown(np.unique(array[outside]), source)
+    if not known[array].all():
+        raise_unknown(np.unique(array[~known[array]]), source)
+    return table[array]
+
+
+def raise_unknown(values: npt.NDArray[Any], source: str | Path | None) -> None:
+    shown = ", ".join(str(int(v)) for v in values[:20])
+    raise LabelSchemaError(source, f"label value(s) not in the schema's mapping: {shown}")
+
+
+def remap_labels(
+    mask: npt.NDArray[Any] | sitk.Image,
+    mapping: dict[int, int] | LabelSchema,
+    source: str | Path | None = None,
+) -> Any:
+    """Remap label values of a numpy array or a SimpleITK image (geometry kept) via a lookup table.
+
+    ``mapping`` is a ``{source: target}`` dict or a :class:`LabelSchema`. ``source`` names the mask in error
+    messages (e.g. its file path).
+    """
+    table = mapping.mapping if isinstance(mapping, LabelSchema) else mapping
+    if isinstance(mask, sitk.Image):
+        result = sitk.GetImageFromArray(remap_array(sitk.GetArrayViewFromImage(mask), table, source))
+        result.CopyInformation(mask)
+        return result
+    return remap_array(mask, table, source)

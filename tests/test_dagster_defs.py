@@ -1,0 +1,85 @@
+"""The Dagster code location: loads fast and light, validates, and its assets materialize for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from spine_assets.definitions import defs
+from spine_assets.defs.data_root import data_root
+from spine_assets.defs.resources import DATA_ROOT_ENV, DataRoot
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "timm", "nnunetv2", "paddle", "paddleocr", "vietocr", "pytesseract", "accelerate", "wandb")
+
+
+def test_definitions_hold_assets_and_resources() -> None:
+    definitions = defs()
+    keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
+    assert "data_root" in keys
+    assert isinstance(definitions.resources["paths"], DataRoot)  # type: ignore[index]
+
+
+def test_loading_imports_no_heavy_library() -> None:
+    code = (
+        "import json, sys\n"
+        "from spine_assets.definitions import defs\n"
+        "defs()\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_data_root_resource_follows_environment(tmp_path: Path) -> None:
+    code = "from spine_assets.definitions import defs; print(defs().resources['paths'].root)"
+    env = {**os.environ, DATA_ROOT_ENV: str(tmp_path / "elsewhere")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == str(tmp_path / "elsewhere")
+
+
+def test_dagster_validates_the_workspace() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All code locations passed validation" in result.stderr + result.stdout
+
+
+def test_data_root_asset_creates_layout_and_counts(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "raw/Phenikaa/reports").mkdir(parents=True)
+    (root / "raw/Phenikaa/reports/250010139.png").write_bytes(b"x")
+    (root / "raw/Phenikaa/tables").mkdir(parents=True)
+    (root / "raw/Phenikaa/tables/labels.xlsx").write_bytes(b"x")
+    paths = DataRoot(root=str(root), weights=str(tmp_path / "weights"))
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = dg.materialize([data_root], resources={"paths": paths}, instance=instance)
+    assert first.success
+    assert (root / "processed").is_dir() and (root / "raw/RSNA").is_dir() and (tmp_path / "weights").is_dir()
+    meta = first.asset_materializations_for_node("data_root")[0].metadata
+    assert meta["phenikaa_reports"].value == 1
+    assert meta["phenikaa_tables"].value == 1
+    assert meta["spider_images"].value == 0
+    assert meta["folders_created"].value == 6  # reports and tables existed already
+
+    second = dg.materialize([data_root], resources={"paths": paths}, instance=instance)
+    assert second.asset_materializations_for_node("data_root")[0].metadata["folders_created"].value == 0
+
+
+def test_instance_settings_from_dagster_yaml(tmp_path: Path) -> None:
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_settings("telemetry")["enabled"] is False
+        assert instance.get_settings("nux")["enabled"] is False
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.default_pool_limit == 1
+        assert pools.pool_granularity is not None
+        assert str(pools.pool_granularity.value).lower() == "op"

@@ -1,0 +1,51 @@
+"""`spine-vision demo`: the README's main command, run for real into a SQLite instance."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "spine_lib.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          check=False)
+
+
+def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
+    args = ("demo", "--data-root", "data", "--weights", "weights", "--dagster-home", "dh")
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Materialized:     data_root" in first.stdout
+    assert f"DAGSTER_HOME={tmp_path / 'dh'}" in first.stdout
+    assert (tmp_path / "data/raw/SPIDER").is_dir() and (tmp_path / "dh/dagster.yaml").is_file()
+    assert (tmp_path / "dh/storage").is_dir()  # SQLite storage, not an ephemeral instance
+
+    second = run_cli(*args, cwd=tmp_path)  # rerun: same outputs, one more materialization
+    assert second.returncode == 0, second.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:
+        records = instance.fetch_materializations(dg.AssetKey("data_root"), limit=10).records
+        assert len(records) == 2
+        event = records[0].asset_materialization
+        assert event is not None
+        assert event.metadata["root"].value == str(tmp_path / "data")
+        assert event.metadata["folders_created"].value == 0
+        assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
+
+
+def test_demo_reports_a_bad_dagster_home_clearly(tmp_path: Path) -> None:
+    (tmp_path / "dh").write_text("a file, not a folder")
+    result = run_cli("demo", "--dagster-home", "dh", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "DAGSTER_HOME exists and is not a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_help_lists_demo() -> None:
+    result = run_cli("--help", cwd=REPO)
+    assert result.returncode == 0
+    assert "demo" in result.stdout
