@@ -6,9 +6,9 @@ A reader never sees a half-written file, and a failed write leaves the previous 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +23,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A unique name that is not created here: the writer creates it (no empty file to truncate first).
+    tmp = target.parent / f".{target.stem}.{uuid.uuid4().hex}.tmp{suffix}"
     try:
         yield tmp
         tmp.replace(target)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import stat
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from loguru import logger
 
 from spine_lib.errors import DicomSeriesError, InputPathError, MedicalImageError
 from spine_lib.io.formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, image_suffix, volume_suffix
+
+SERIES_UID_TAG = "0020|000e"
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def nifti_expected_size(header: bytes) -> int | None:
     return None
 
 
-def check_nifti_complete(path: Path) -> None:
+def check_nifti_complete(path: Path, file_size: int) -> None:
     """Raise if a NIfTI file is shorter than its header says (ITK would silently zero-fill the rest).
 
     For ``.nii.gz`` the gzip trailer's ISIZE (uncompressed size mod 2**32) is compared, which costs no
@@ -69,18 +73,27 @@ def check_nifti_complete(path: Path) -> None:
     """
     compressed = path.name.lower().endswith(".gz")
     try:
-        with gzip.open(path, "rb") if compressed else path.open("rb") as stream:
-            header = stream.read(540)
+        if compressed:
+            with gzip.open(path, "rb") as stream:
+                header = stream.read(540)
+        else:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                header = os.pread(fd, 540, 0)
+            finally:
+                os.close(fd)
         expected = nifti_expected_size(header)
         if expected is None:
             return
         if compressed:
-            with path.open("rb") as raw:
-                raw.seek(-4, os.SEEK_END)
-                (actual,) = struct.unpack("<I", raw.read(4))
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                (actual,) = struct.unpack("<I", os.pread(fd, 4, file_size - 4))
+            finally:
+                os.close(fd)
             complete = actual == expected % 2**32
         else:
-            actual = path.stat().st_size
+            actual = file_size
             complete = actual >= expected
     except (OSError, EOFError, struct.error) as error:
         raise MedicalImageError(path, f"cannot read NIfTI header: {error}") from error
@@ -88,6 +101,17 @@ def check_nifti_complete(path: Path) -> None:
         raise MedicalImageError(
             path, f"truncated NIfTI file: header promises {expected} bytes, file holds {actual} (uncompressed)"
         )
+
+
+def series_uid_of(path: Path) -> str | None:
+    """SeriesInstanceUID (0020,000E) of one DICOM file, read from its header only."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return reader.GetMetaData(SERIES_UID_TAG).strip() if reader.HasMetaDataKey(SERIES_UID_TAG) else None
 
 
 def list_dicom_series(folder: Path, recursive: bool = True) -> list[DicomSeries]:
@@ -100,8 +124,16 @@ def list_dicom_series(folder: Path, recursive: bool = True) -> list[DicomSeries]
         dirs += sorted(Path(d) for d, _, _ in os.walk(folder) if Path(d) != folder)
     series: list[DicomSeries] = []
     for directory in dirs:
-        if not any(p.is_file() for p in directory.iterdir()):
+        num_files = sum(1 for p in directory.iterdir() if p.is_file())
+        if num_files == 0:
             continue
+        # Common case first: every file of the folder belongs to one series -> one GDCM scan, not two.
+        first = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory))
+        if first and len(first) == num_files:
+            uid = series_uid_of(Path(first[0]))
+            if uid is not None:
+                series.append(DicomSeries(uid=uid, folder=directory, files=tuple(Path(f) for f in first)))
+                continue
         for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)):
             files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid)
             series.append(DicomSeries(uid=uid, folder=directory, files=tuple(Path(f) for f in files)))
@@ -110,6 +142,14 @@ def list_dicom_series(folder: Path, recursive: bool = True) -> list[DicomSeries]
 
 def read_dicom_series(folder: Path, series_uid: str | None = None, recursive: bool = True) -> sitk.Image:
     """Read one DICOM series of ``folder``: ``series_uid`` if given, else the one with the most slices."""
+    folder = Path(folder)
+    if series_uid is None and folder.is_dir():
+        entries = list(folder.iterdir())
+        if entries and all(p.is_file() for p in entries):
+            # A flat folder holding exactly one series (the usual export): one GDCM scan, no listing.
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder))
+            if len(files) == len(entries):
+                return execute_series_reader(folder, files, "the only series")
     found = list_dicom_series(folder, recursive=recursive)
     if not found:
         raise DicomSeriesError(folder, "no DICOM series found (folder empty or no readable DICOM files)")
@@ -123,12 +163,16 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, recursive: bo
         chosen = max(found, key=lambda s: (s.num_slices, s.uid))
         if len(found) > 1:
             logger.debug("{}: {} series, reading {} ({} slices)", folder, len(found), chosen.uid, chosen.num_slices)
+    return execute_series_reader(chosen.folder, [str(f) for f in chosen.files], chosen.uid)
+
+
+def execute_series_reader(folder: Path, files: Sequence[str], what: str) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames([str(f) for f in chosen.files])
+    reader.SetFileNames(list(files))
     try:
         return reader.Execute()
     except RuntimeError as error:
-        raise MedicalImageError(chosen.folder, f"cannot read DICOM series {chosen.uid}: {itk_cause(error)}") from error
+        raise MedicalImageError(folder, f"cannot read DICOM series {what}: {itk_cause(error)}") from error
 
 
 def read_medical_image(path: Path, series_uid: str | None = None) -> sitk.Image:
@@ -141,17 +185,19 @@ def read_medical_image(path: Path, series_uid: str | None = None) -> sitk.Image:
     Raises :class:`~spine_lib.errors.SpineVisionError` subclasses naming the path and the cause.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputPathError(path, "image path does not exist")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputPathError(path, "image path does not exist") from None
+    if stat.S_ISDIR(info.st_mode):
         return read_dicom_series(path, series_uid=series_uid)
     suffix = image_suffix(path)
     if suffix not in DICOM_SUFFIXES:
         volume_suffix(path)  # raises for unknown extensions
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise MedicalImageError(path, "file is empty")
     if suffix in (".nii", ".nii.gz"):
-        check_nifti_complete(path)
+        check_nifti_complete(path, info.st_size)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:
