@@ -21,15 +21,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
     (SimpleITK, pandas) pick the right one.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes)
     # A unique name that is not created here: the writer creates it (no empty file to truncate first).
     tmp = target.parent / f".{target.stem}.{uuid.uuid4().hex}.tmp{suffix}"
     try:
         yield tmp
         tmp.replace(target)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager
