@@ -29,7 +29,10 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
         for event in result.get_asset_materialization_events()
         if event.asset_key is not None
     )
-    return {"run_id": result.run_id, "success": result.success, "materialized": materialized}
+    checks = {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed for e in result.get_asset_check_evaluations()
+    }
+    return {"run_id": result.run_id, "success": result.success, "materialized": materialized, "checks": checks}
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ from loguru import logger
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DataLayout
 from spine_lib.errors import ConfigError, SpineVisionError
+from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root, raw_has_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster.yaml"
@@ -35,6 +36,9 @@ class DemoConfig(BaseConfig):
     data_root: Annotated[Path, tyro.conf.arg(help="Data root (made if absent).")] = Path("data")
     weights: Annotated[Path, tyro.conf.arg(help="Folder of trained weights.")] = Path("weights")
     dagster_home: Annotated[Path, tyro.conf.arg(help="DAGSTER_HOME of the local instance.")] = Path(".dagster")
+    patients: Annotated[int, tyro.conf.arg(help="Synthetic patients per source (when the root is empty).")] = 8
+    size: Annotated[int, tyro.conf.arg(help="In-plane size of synthetic sagittal series.")] = 256
+    seed: Annotated[int, tyro.conf.arg(help="Seed of the synthetic data.")] = 0
 
 
 @dataclass
@@ -46,7 +50,9 @@ class DemoResult:
     weights: Path
     run_id: str
     materialized: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)
     created_folders: list[Path] = field(default_factory=list)
+    synthesized: bool = False
 
     @property
     def ui_command(self) -> str:
@@ -75,6 +81,10 @@ def run_demo(config: DemoConfig) -> DemoResult:
     weights = config.weights.resolve()
     dagster_home = config.dagster_home.resolve()
     layout = DataLayout(root=data_root, weights=weights)
+    synthesized = not raw_has_files(layout)
+    if synthesized:
+        logger.info("no raw data under {}: writing a synthetic data root", data_root)
+        make_synthetic_root(SynthConfig(out=data_root, patients=config.patients, size=config.size, seed=config.seed))
     created = layout.ensure()
     prepare_dagster_home(dagster_home)
     env = {
@@ -103,7 +113,9 @@ def run_demo(config: DemoConfig) -> DemoResult:
         weights=weights,
         run_id=str(summary["run_id"]),
         materialized=list(summary["materialized"]),
+        checks={str(k): bool(v) for k, v in dict(summary.get("checks", {})).items()},
         created_folders=created,
+        synthesized=synthesized,
     )
 
 

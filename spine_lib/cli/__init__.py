@@ -13,19 +13,34 @@ from spine_lib.core.config import BaseConfig
 from spine_lib.core.logging import setup_logger
 from spine_lib.demo import DemoConfig, DemoResult, run_demo
 from spine_lib.errors import SpineVisionError
+from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
 
 
 def demo(config: DemoConfig) -> None:
     result: DemoResult = run_demo(config)
     print(f"Data root:        {result.data_root}")
     print(f"Dagster instance: {result.dagster_home} (run {result.run_id})")
+    if result.synthesized:
+        print("Synthetic data:   written (SPIDER, RSNA, Phenikaa layouts; truth/ holds the ground truth)")
     print(f"Materialized:     {', '.join(result.materialized) or 'nothing'}")
+    failed = [name for name, passed in result.checks.items() if not passed]
+    print(f"Asset checks:     {len(result.checks) - len(failed)}/{len(result.checks)} passed"
+          + (f" (failed: {', '.join(failed)})" if failed else ""))
     print(f"Open the UI:      {result.ui_command}")
+
+
+def synth(config: SynthConfig) -> None:
+    report = make_synthetic_root(config)
+    print(f"Synthetic data root: {report.root}")
+    for source, count in report.counts.items():
+        print(f"  {source:<9} {count:>3} subjects  {report.seconds[source]:6.1f} s")
+    print(f"Ground truth:        {report.root / 'truth'}")
 
 
 #: subcommand name -> (config model, handler)
 COMMANDS: dict[str, tuple[type[BaseConfig], Callable[[Any], None]]] = {
     "demo": (DemoConfig, demo),
+    "synth": (SynthConfig, synth),
 }
 
 

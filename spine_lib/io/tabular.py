@@ -6,16 +6,20 @@ with its source file, row number and the reason.
 
 from __future__ import annotations
 
+import io
 import math
 import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
 from spine_lib.errors import InputPathError, TabularDataError, UnsupportedFormatError
+from spine_lib.io.atomic import atomic_write_bytes
 from spine_lib.labels.gradings import (
     IVD_LABEL,
     MODIC,
@@ -262,3 +266,38 @@ def row_problem(
     if missing_keys or (empty and missing == "drop"):
         return f"missing value: {', '.join(missing_keys or empty)}"
     return None
+
+
+def write_table_xlsx(
+    rows: Sequence[Sequence[Any]], columns: Sequence[str], path: Path, timestamp: datetime, sheet: str = "Sheet1"
+) -> Path:
+    """Write a one-sheet workbook atomically, byte-for-byte reproducible (fixed document and zip timestamps).
+
+    openpyxl stamps the save time into ``docProps/core.xml`` and every zip entry; both are replaced by
+    ``timestamp`` so the same rows give the same file.
+    """
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    worksheet = workbook.active
+    assert worksheet is not None
+    worksheet.title = sheet
+    worksheet.append(list(columns))
+    for row in rows:
+        worksheet.append(list(row))
+    workbook.properties.creator = "spine-vision"
+    raw = io.BytesIO()
+    workbook.save(raw)
+    stamp = timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = io.BytesIO()
+    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "docProps/core.xml":
+                text = re.sub(r"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)", rf"\g<1>{stamp}\g<3>",
+                              data.decode("utf-8"))
+                data = text.encode("utf-8")
+            info = zipfile.ZipInfo(item.filename, date_time=timestamp.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(info, data)
+    return atomic_write_bytes(path, out.getvalue())

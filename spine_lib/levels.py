@@ -1,0 +1,78 @@
+"""Spinal level names and the numbering conventions of each source. The one place they are spelt.
+
+- Level names (RSNA and us): ``"L1/L2"`` ... ``"L5/S1"``, listed top-down in :data:`LEVELS`.
+- SPIDER counts from the bottom: IVD label N is mask value ``200 + N``, 1 = L5/S1, 5 = L1/L2. Vertebrae follow
+  the same order: vertebra N (mask value N) is the bone below disc N, so 1 = S1 (sacrum), 2 = L5, ..., 6 = L1;
+  disc N lies between vertebra N (below) and N + 1 (above). Partially visible vertebrae are ``100 + N``.
+- Phenikaa label tables count from the top: IVD label 1 = L1/L2, 5 = L5/S1.
+- RSNA column suffixes: ``l1_l2`` ... ``l5_s1`` (``spinal_canal_stenosis_l4_l5``).
+
+A level mix-up silently poisons a classifier, so every conversion goes through these functions.
+"""
+
+from __future__ import annotations
+
+LEVELS: tuple[str, ...] = ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
+LEVEL_TO_IDX: dict[str, int] = {level: i for i, level in enumerate(LEVELS)}
+IDX_TO_LEVEL: dict[int, str] = dict(enumerate(LEVELS))
+#: Vertebrae of the lumbar spine plus the sacrum, top-down.
+VERTEBRAE: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "S1")
+
+SPIDER_DISC_OFFSET = 200
+SPIDER_PARTIAL_OFFSET = 100
+SPIDER_CANAL = 100
+
+
+def check_level(level: str) -> str:
+    """``level`` if it is one of :data:`LEVELS` (accepts ``'l4_l5'``, ``'L4-L5'``, ``' l4/l5 '``)."""
+    name = level.strip().upper().replace("_", "/").replace("-", "/")
+    if name not in LEVEL_TO_IDX:
+        raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    return name
+
+
+def spider_ivd_label(level: str) -> int:
+    """SPIDER IVD label of a level (bottom-up): L5/S1 -> 1, L1/L2 -> 5."""
+    return len(LEVELS) - LEVEL_TO_IDX[check_level(level)]
+
+
+def level_from_spider_ivd_label(label: int) -> str:
+    """Level of a SPIDER IVD label: 1 -> L5/S1, 5 -> L1/L2 (labels above 5 are not lumbar)."""
+    if not 1 <= label <= len(LEVELS):
+        raise ValueError(f"SPIDER IVD label {label} is not a lumbar disc (1..{len(LEVELS)})")
+    return LEVELS[len(LEVELS) - label]
+
+
+def phenikaa_ivd_label(level: str) -> int:
+    """Phenikaa IVD label of a level (top-down): L1/L2 -> 1, L5/S1 -> 5."""
+    return LEVEL_TO_IDX[check_level(level)] + 1
+
+
+def level_from_phenikaa_ivd_label(label: int) -> str:
+    """Level of a Phenikaa IVD label: 1 -> L1/L2, 5 -> L5/S1."""
+    if not 1 <= label <= len(LEVELS):
+        raise ValueError(f"Phenikaa IVD label {label} is not a lumbar disc (1..{len(LEVELS)})")
+    return LEVELS[label - 1]
+
+
+def spider_disc_value(level: str) -> int:
+    """Mask value of a disc in a SPIDER mask: L5/S1 -> 201, L1/L2 -> 205."""
+    return SPIDER_DISC_OFFSET + spider_ivd_label(level)
+
+
+def spider_vertebra_number(vertebra: str) -> int:
+    """SPIDER vertebra number (bottom-up): S1 -> 1, L5 -> 2, ..., L1 -> 6."""
+    if vertebra not in VERTEBRAE:
+        raise ValueError(f"unknown vertebra {vertebra!r}; expected one of {', '.join(VERTEBRAE)}")
+    return len(VERTEBRAE) - VERTEBRAE.index(vertebra)
+
+
+def rsna_level_suffix(level: str) -> str:
+    """RSNA column suffix of a level: ``'L4/L5'`` -> ``'l4_l5'``."""
+    return check_level(level).lower().replace("/", "_")
+
+
+def vertebrae_of(level: str) -> tuple[str, str]:
+    """The vertebra above and below a disc: ``'L4/L5'`` -> ``('L4', 'L5')``."""
+    upper, lower = check_level(level).split("/")
+    return upper, lower

@@ -1,0 +1,98 @@
+"""``spine-vision synth``: a whole synthetic data root (SPIDER, RSNA, Phenikaa) and its ground truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+from loguru import logger
+
+from spine_lib.core.config import BaseConfig
+from spine_lib.core.layout import DataLayout
+from spine_lib.errors import ConfigError
+from spine_lib.io.atomic import atomic_write_text
+from spine_lib.synthetic.phenikaa import write_phenikaa
+from spine_lib.synthetic.rsna import write_rsna
+from spine_lib.synthetic.spider import RenderSize, write_spider
+from spine_lib.synthetic.truth import TRUTH_FOLDER, write_truth
+
+MARKER = "synthetic.json"
+
+
+class SynthConfig(BaseConfig):
+    """Write a synthetic data root in the exact layouts of SPIDER, RSNA 2024 and the Phenikaa export."""
+
+    out: Annotated[Path, tyro.conf.arg(help="Data root to write (raw/SPIDER, raw/RSNA, raw/Phenikaa, truth/).")] = Path(
+        "data"
+    )
+    patients: Annotated[int, tyro.conf.arg(help="Patients per source (unless set per source).")] = 8
+    spider_patients: Annotated[int | None, tyro.conf.arg(help="SPIDER patients.")] = None
+    rsna_studies: Annotated[int | None, tyro.conf.arg(help="RSNA studies.")] = None
+    phenikaa_patients: Annotated[int | None, tyro.conf.arg(help="Phenikaa patients.")] = None
+    seed: Annotated[int, tyro.conf.arg(help="Random seed: same seed, same bytes.")] = 0
+    size: Annotated[int, tyro.conf.arg(help="In-plane size (rows = columns) of sagittal series.")] = 256
+    slices: Annotated[int, tyro.conf.arg(help="Slices per sagittal series.")] = 14
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "spider": self.patients if self.spider_patients is None else self.spider_patients,
+            "rsna": self.patients if self.rsna_studies is None else self.rsna_studies,
+            "phenikaa": self.patients if self.phenikaa_patients is None else self.phenikaa_patients,
+        }
+
+
+@dataclass
+class SynthReport:
+    """What was written: counts per source, where, and how long it took."""
+
+    root: Path
+    counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_metadata(self) -> dict[str, object]:
+        return {"root": str(self.root), **{f"{k}_count": v for k, v in self.counts.items()},
+                **{f"{k}_seconds": round(v, 2) for k, v in self.seconds.items()}}
+
+
+def raw_has_files(layout: DataLayout) -> bool:
+    return any(p.is_file() for folder in (layout.spider, layout.rsna, layout.phenikaa) if folder.is_dir()
+               for p in folder.rglob("*"))
+
+
+def make_synthetic_root(config: SynthConfig) -> SynthReport:
+    """Write the three raw sources and ``truth/`` under ``config.out``.
+
+    A root already written by this function is cleared and rewritten (same seed, same bytes); a root holding
+    any other raw data is refused, so real data is never overwritten.
+    """
+    counts = config.counts()
+    if any(n < 1 for n in counts.values()):
+        raise ConfigError(config.out, f"each source needs at least one patient, got {counts}")
+    if config.size < 64 or config.slices < 6:
+        raise ConfigError(config.out, f"series too small to hold a spine: size {config.size}, slices {config.slices}")
+    layout = DataLayout(root=config.out)
+    marker = config.out / TRUTH_FOLDER / MARKER
+    if raw_has_files(layout):
+        if not marker.is_file():
+            raise ConfigError(config.out, "raw/ holds data that was not written by `spine-vision synth`; refusing "
+                                          "to overwrite it (choose another --out)")
+        for folder in (layout.spider, layout.rsna, layout.phenikaa, config.out / TRUTH_FOLDER):
+            shutil.rmtree(folder, ignore_errors=True)
+    layout.ensure()
+    size = RenderSize(rows=config.size, columns=config.size, slices=config.slices)
+    report = SynthReport(root=config.out, counts=counts)
+    writers = (("spider", write_spider), ("rsna", write_rsna), ("phenikaa", write_phenikaa))
+    for name, writer in writers:
+        start = time.perf_counter()
+        truth = writer(layout, counts[name], config.seed, size)
+        write_truth(config.out, name, truth)
+        report.seconds[name] = time.perf_counter() - start
+        logger.info("{}: {} subjects in {:.1f} s", name, counts[name], report.seconds[name])
+    settings = {"seed": config.seed, "counts": counts, "size": config.size, "slices": config.slices}
+    atomic_write_text(marker, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+    return report

@@ -1,0 +1,561 @@
+"""A lumbar spine phantom whose truth is known: geometry, SPIDER mask values, T1/T2 signal, per-disc grades.
+
+The anatomy is analytic, in patient coordinates (LPS, mm): X lateral (+ = patient left), Y antero-posterior
+(+ = posterior), Z supero-inferior (+ = superior). In the sagittal plane we write ``u = Y`` and ``v = Z``.
+The spine is a chain of rounded blocks from the sacrum up to L1: each disc and vertebral body has a centre, a
+tilt ``phi`` (its up-axis leans anteriorly by ``phi``), a half depth and a half height. Lordosis comes from the
+wedge angle of each disc; grades change the shapes and the signal as DOMAIN.md describes. Any grid of
+physical points can be rendered (sagittal series, axial series), so every view of a subject agrees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+from spine_lib.levels import (
+    LEVELS,
+    SPIDER_CANAL,
+    SPIDER_PARTIAL_OFFSET,
+    VERTEBRAE,
+    spider_disc_value,
+    spider_vertebra_number,
+    vertebrae_of,
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Sagittal orientation: columns run posterior, rows inferior, slices toward the patient's right.
+SAGITTAL_DIRECTION = (0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+#: Axial orientation: columns run to the patient's left, rows posterior, slices superior.
+AXIAL_DIRECTION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+CANAL_HALF_WIDTH = 11.0  # mm, lateral
+FORAMEN_X = 20.0  # mm, lateral distance of the neural foramina from the midline
+SUBARTICULAR_X = 9.0  # mm, lateral distance of the subarticular zones
+
+# Tissue signal (fraction of the scanner gain): T1, T2.
+SIGNAL: dict[str, tuple[float, float]] = {
+    "air": (0.02, 0.02),
+    "abdomen": (0.38, 0.30),
+    "muscle": (0.30, 0.22),
+    "fat": (0.85, 0.60),
+    "marrow": (0.62, 0.40),
+    "cortex": (0.10, 0.08),
+    "annulus": (0.30, 0.22),
+    "nucleus_t1": (0.36, 0.0),
+    "csf": (0.12, 0.95),
+    "nerve": (0.25, 0.30),
+}
+#: T2 signal of the nucleus by Pfirrmann grade (bright and homogeneous -> black).
+PFIRRMANN_T2 = {1: 0.92, 2: 0.78, 3: 0.52, 4: 0.32, 5: 0.14}
+#: Endplate marrow signal by Modic type (T1, T2): 1 oedema, 2 fat, 3 sclerosis.
+MODIC_SIGNAL = {1: (0.28, 0.78), 2: (0.90, 0.58), 3: (0.08, 0.08)}
+
+
+@dataclass(frozen=True)
+class DiscGrades:
+    """The radiological grades of one disc (the classifier's 13 outputs come from these 8 values)."""
+
+    pfirrmann: int = 1
+    modic: int = 0
+    up_endplate: int = 0
+    low_endplate: int = 0
+    spondylolisthesis: int = 0
+    herniation: int = 0
+    narrowing: int = 0
+    bulging: int = 0
+
+
+@dataclass(frozen=True)
+class Block:
+    """One rounded block of the chain (a vertebral body, a disc or the sacrum) in the sagittal plane."""
+
+    name: str
+    label: int
+    center: tuple[float, float]  # (u, v) mm
+    phi: float  # radians; the block's up-axis leans anteriorly by phi
+    half_depth: float
+    half_height: float
+    half_width: float  # lateral
+
+    @property
+    def up(self) -> tuple[float, float]:
+        return (-math.sin(self.phi), math.cos(self.phi))
+
+    @property
+    def back(self) -> tuple[float, float]:
+        return (math.cos(self.phi), math.sin(self.phi))
+
+    def point(self, s: float, t: float) -> tuple[float, float]:
+        """Sagittal point at ``s`` mm posterior and ``t`` mm up from the centre, in the block's frame."""
+        (bu, bv), (au, av) = self.back, self.up
+        return (self.center[0] + s * bu + t * au, self.center[1] + s * bv + t * av)
+
+    def local(self, u: FloatArray, v: FloatArray) -> tuple[FloatArray, FloatArray]:
+        du, dv = u - self.center[0], v - self.center[1]
+        (bu, bv), (au, av) = self.back, self.up
+        return du * bu + dv * bv, du * au + dv * av
+
+
+@dataclass(frozen=True)
+class SpineAnatomy:
+    """One subject's spine: the blocks of the chain and the grades of each disc (keyed by level)."""
+
+    grades: dict[str, DiscGrades]
+    vertebrae: dict[str, Block]
+    discs: dict[str, Block]
+    canal_depth: float
+    scale: float
+    center: tuple[float, float]  # (u, v) of the L3 body: the anatomy's reference point
+    herniation_depth: float = 5.0
+    bulge: float = 2.5
+    extra: dict[str, float] = field(default_factory=dict)
+
+    # truth points -----------------------------------------------------------------------------
+    def disc_center(self, level: str) -> tuple[float, float, float]:
+        """Physical (X, Y, Z) of a disc's centre (on the midline)."""
+        u, v = self.discs[level].center
+        return (0.0, u, v)
+
+    def disc_posterior_margin(self, level: str) -> float:
+        """How far (mm) the disc's core reaches behind its centre, bulging included, herniation excluded."""
+        disc = self.discs[level]
+        return disc.half_depth + (self.bulge if self.grades[level].bulging else 0.0)
+
+    def canal_point(self, level: str) -> tuple[float, float, float]:
+        """Where the disc meets the spinal canal: its posterior margin on the midline (RSNA canal point)."""
+        u, v = self.discs[level].point(self.disc_posterior_margin(level), 0.0)
+        return (0.0, u, v)
+
+    def foramen_point(self, level: str, side: str) -> tuple[float, float, float]:
+        """Centre of the left or right neural foramen at a level (RSNA foraminal point)."""
+        disc = self.discs[level]
+        u, v = disc.point(disc.half_depth + 0.35 * self.canal_depth, disc.half_height + 3.0 * self.scale)
+        return (FORAMEN_X if side == "left" else -FORAMEN_X, u, v)
+
+    def subarticular_point(self, level: str, side: str) -> tuple[float, float, float]:
+        """The left or right subarticular zone at a disc (RSNA subarticular point, on an axial slice)."""
+        u, v = self.discs[level].point(self.disc_posterior_margin(level) + 2.0, 0.0)
+        return (SUBARTICULAR_X if side == "left" else -SUBARTICULAR_X, u, v)
+
+
+def sample_grades(rng: np.random.Generator, level: str) -> DiscGrades:
+    """Grades of one disc; degeneration is likelier at the lower levels, grades are mutually consistent."""
+    depth = LEVELS.index(level) / (len(LEVELS) - 1)  # 0 at L1/L2, 1 at L5/S1
+    pfirrmann = int(np.clip(np.round(rng.normal(1.6 + 2.0 * depth, 1.0)), 1, 5))
+    narrowing = int(pfirrmann == 5 or (pfirrmann == 4 and rng.random() < 0.5))
+    herniation = int(pfirrmann >= 3 and rng.random() < 0.45)
+    bulging = int(not herniation and pfirrmann >= 2 and rng.random() < 0.35)
+    modic = int(rng.choice([1, 2, 3], p=[0.35, 0.5, 0.15])) if pfirrmann >= 3 and rng.random() < 0.4 else 0
+    spondylolisthesis = int(level in ("L4/L5", "L5/S1") and rng.random() < 0.15)
+    up_endplate = int(rng.random() < 0.12 + 0.1 * (modic > 0))
+    low_endplate = int(rng.random() < 0.12 + 0.1 * (modic > 0))
+    return DiscGrades(pfirrmann, modic, up_endplate, low_endplate, spondylolisthesis, herniation, narrowing, bulging)
+
+
+def build_anatomy(
+    rng: np.random.Generator,
+    grades: dict[str, DiscGrades] | None = None,
+    tilt_degrees: float | None = None,
+) -> SpineAnatomy:
+    """Sample a subject's spine: sizes, lordosis, tilt and (unless given) the grades of every disc."""
+    grades = grades or {level: sample_grades(rng, level) for level in LEVELS}
+    scale = float(rng.uniform(0.9, 1.1))
+    tilt = math.radians(tilt_degrees if tilt_degrees is not None else float(rng.uniform(-8, 8)))
+    sacral_slope = math.radians(float(rng.uniform(30, 45)))
+    # Disc wedge angles from L5/S1 up; they straighten the spine so that L1 is about upright.
+    wedges = np.array([1.6, 1.3, 1.0, 0.7, 0.4]) * rng.uniform(0.8, 1.2, 5)
+    # Lumbar lordosis exceeds the sacral slope a little, so the upper lumbar spine leans back.
+    wedges = wedges / wedges.sum() * (sacral_slope + math.radians(float(rng.uniform(4, 16))))
+    disc_heights = {"L5/S1": 11.5, "L4/L5": 12.0, "L3/L4": 11.0, "L2/L3": 10.0, "L1/L2": 9.0}
+    body_height = 27.0 * scale
+    body_depth = 38.0 * scale * float(rng.uniform(0.95, 1.08))
+    canal_depth = 16.0 * scale * float(rng.uniform(0.9, 1.1))
+
+    # Walk up the chain from the sacrum's top endplate (at the origin), then rotate by the tilt.
+    phi = sacral_slope  # up-axis leans anteriorly by the sacral slope at S1
+    top = np.array([0.0, 0.0])
+    slip = 0.0
+    raw_discs: dict[str, tuple[np.ndarray, float, float]] = {}
+    raw_bodies: dict[str, tuple[np.ndarray, float, float]] = {}
+    for i, level in enumerate(reversed(LEVELS)):  # L5/S1 first
+        g = grades[level]
+        h = disc_heights[level] * scale * (0.55 if g.narrowing else 1.0)
+        phi_disc = phi - wedges[i] / 2
+        up = np.array([-math.sin(phi_disc), math.cos(phi_disc)])
+        back = np.array([math.cos(phi_disc), math.sin(phi_disc)])
+        if g.spondylolisthesis:
+            slip += 6.0 * scale
+        raw_discs[level] = (top + up * h / 2 - back * (slip - (6.0 * scale if g.spondylolisthesis else 0) / 2), phi_disc, h)
+        phi = phi - wedges[i]
+        up = np.array([-math.sin(phi), math.cos(phi)])
+        back = np.array([math.cos(phi), math.sin(phi)])
+        bottom = top + np.array([-math.sin(phi_disc), math.cos(phi_disc)]) * h
+        vertebra = vertebrae_of(level)[0]
+        raw_bodies[vertebra] = (bottom + up * body_height / 2 - back * slip, phi, body_height)
+        top = bottom + up * body_height
+    # The sacrum: a large block below the origin, tilted by the sacral slope.
+    sacrum_h = 55.0 * scale
+    s_up = np.array([-math.sin(sacral_slope), math.cos(sacral_slope)])
+    raw_bodies["S1"] = (-s_up * sacrum_h / 2, sacral_slope, sacrum_h)
+
+    reference = raw_bodies["L3"][0]
+    cos_t, sin_t = math.cos(tilt), math.sin(tilt)
+
+    def place(p: np.ndarray) -> tuple[float, float]:
+        d = p - reference
+        return (float(cos_t * d[0] - sin_t * d[1]), float(sin_t * d[0] + cos_t * d[1]))
+
+    vertebrae = {
+        name: Block(
+            name=name,
+            label=spider_vertebra_number(name),
+            center=place(c),
+            phi=p - tilt,
+            half_depth=(body_depth / 2) * (1.15 if name == "S1" else 1.0),
+            half_height=h / 2,
+            half_width=24.0 * scale,
+        )
+        for name, (c, p, h) in raw_bodies.items()
+    }
+    discs = {
+        level: Block(
+            name=level,
+            label=spider_disc_value(level),
+            center=place(c),
+            phi=p - tilt,
+            half_depth=body_depth / 2 * 0.98,
+            half_height=h / 2,
+            half_width=21.0 * scale,
+        )
+        for level, (c, p, h) in raw_discs.items()
+    }
+    return SpineAnatomy(
+        grades=grades,
+        vertebrae=vertebrae,
+        discs=discs,
+        canal_depth=canal_depth,
+        scale=scale,
+        center=(0.0, 0.0),
+        herniation_depth=5.5 * scale,
+        bulge=2.5 * scale,
+    )
+
+
+def superellipse(s: FloatArray, t: FloatArray, a: FloatArray | float, b: float, p: int = 4) -> npt.NDArray[np.bool_]:
+    """Inside a rounded rectangle (p=4) or a rounder shape (p=2) of half axes a, b."""
+    ss, tt = (s / a) ** 2, (t / b) ** 2
+    if p == 4:
+        return ss * ss + tt * tt <= 1.0
+    return ss + tt <= 1.0
+
+
+def lateral_depth(block: Block, x: FloatArray) -> FloatArray:
+    """Half depth of a block at lateral position ``x`` (bodies and discs narrow toward their sides)."""
+    r = np.clip(1.0 - (x / block.half_width) ** 2, 0.0, 1.0)
+    return block.half_depth * (0.55 + 0.45 * np.sqrt(r))
+
+
+@dataclass
+class Rendered:
+    """Labels (SPIDER values) and T1/T2 signal (0..1) at a set of points."""
+
+    labels: npt.NDArray[np.int16]
+    t1: FloatArray
+    t2: FloatArray
+
+
+class Canvas:
+    """Flat label and signal arrays over an image grid, painted region by region.
+
+    Regions are cut from the grid by index bounds (the voxels whose box can reach a structure), so painting a
+    disc touches a few thousand voxels, not the whole volume.
+    """
+
+    def __init__(self, image: sitk.Image) -> None:
+        x, u, v = image_points(image)
+        self.shape = x.shape
+        self.x, self.u, self.v = x.ravel(), u.ravel(), v.ravel()
+        self.labels = np.zeros(self.x.size, dtype=np.int16)
+        self.t1 = np.full(self.x.size, SIGNAL["air"][0])
+        self.t2 = np.full(self.x.size, SIGNAL["air"][1])
+        self.idx = np.arange(self.x.size)
+        self.grid = self.idx.reshape(self.shape)
+        matrix = np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing())
+        self.to_index = np.linalg.inv(matrix)
+        self.origin = np.array(image.GetOrigin())
+
+    def near(
+        self, center: tuple[float, float], radius: float, lateral: float = 1e9,
+        half_extent: tuple[float, float] | None = None,
+    ) -> Region:
+        """The voxels within ``radius`` (box; or ``half_extent`` in u, v) of a sagittal point and ``lateral``."""
+        cu, cv = center
+        ru, rv = half_extent if half_extent is not None else (radius, radius)
+        ru, rv = ru + 1.0, rv + 1.0  # a voxel of margin
+        lat = min(lateral, 1e4)
+        corners = np.array([(x, u, v) for x in (-lat, lat) for u in (cu - ru, cu + ru) for v in (cv - rv, cv + rv)])
+        index = (self.to_index @ (corners - self.origin).T).T  # (8, 3): i, j, k
+        lo = np.floor(index.min(axis=0)).astype(int)
+        hi = np.ceil(index.max(axis=0)).astype(int) + 1
+        nz, ny, nx = self.shape
+        (i0, j0, k0), (i1, j1, k1) = np.maximum(lo, 0), np.minimum(hi, [nx, ny, nz])
+        if i0 >= i1 or j0 >= j1 or k0 >= k1:
+            return Region(self, self.idx[:0])
+        return Region(self, self.grid[k0:k1, j0:j1, i0:i1].ravel())
+
+    def near_block(self, block: Block, s_range: tuple[float, float], t_range: tuple[float, float],
+                   lateral: float = 1e9) -> Region:
+        """The voxels of the grid box around the part of ``block``'s frame within ``s_range`` x ``t_range``."""
+        corners = np.array([block.point(s, t) for s in s_range for t in t_range])
+        (u0, v0), (u1, v1) = corners.min(axis=0), corners.max(axis=0)
+        return self.near(((u0 + u1) / 2, (v0 + v1) / 2), 0.0, lateral, half_extent=((u1 - u0) / 2, (v1 - v0) / 2))
+
+    def everywhere(self) -> Region:
+        return Region(self, self.idx)
+
+    def result(self) -> Rendered:
+        return Rendered(self.labels.reshape(self.shape), self.t1.reshape(self.shape), self.t2.reshape(self.shape))
+
+
+class Region:
+    """A subset of a canvas' points with their coordinates."""
+
+    def __init__(self, canvas: Canvas, idx: npt.NDArray[np.intp]) -> None:
+        self.canvas, self.idx = canvas, idx
+        self.x, self.u, self.v = canvas.x[idx], canvas.u[idx], canvas.v[idx]
+        self.lateral = np.abs(self.x)
+
+    @property
+    def labels(self) -> npt.NDArray[np.int16]:
+        return self.canvas.labels[self.idx]
+
+    def near(self, center: tuple[float, float], radius: float, lateral: float = 1e9) -> Region:
+        """The points of this region within ``radius`` (box) of a sagittal point and ``lateral`` of the midline."""
+        cu, cv = center
+        box = (np.abs(self.u - cu) < radius) & (np.abs(self.v - cv) < radius) & (self.lateral < lateral)
+        return Region(self.canvas, self.idx[box])
+
+    def paint(self, mask: npt.NDArray[np.bool_], tissue: str | tuple[float, float], label: int | None = None) -> None:
+        s1, s2 = SIGNAL[tissue] if isinstance(tissue, str) else tissue
+        where = self.idx[mask]
+        self.canvas.t1[where], self.canvas.t2[where] = s1, s2
+        if label is not None:
+            self.canvas.labels[where] = label
+
+
+def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
+    """Render labels and T1/T2 signal on the voxel grid of ``image`` (any orientation)."""
+    canvas = Canvas(image)
+    scale = anatomy.scale
+    l3 = anatomy.vertebrae["L3"]
+    every = canvas.everywhere()
+    s_body, _ = l3.local(every.u, every.v)
+    # Soft tissue: abdomen in front, muscle behind the spine, then subcutaneous fat, then air.
+    back_of_spine = l3.half_depth + anatomy.canal_depth
+    body = (s_body > -190) & (s_body < back_of_spine + 70) & (every.lateral < 160)
+    every.paint(body, "abdomen")
+    every.paint(body & (s_body > 0) & (s_body < back_of_spine + 55), "muscle")
+    every.paint(body & (s_body >= back_of_spine + 55), "fat")
+
+    # Spinal canal (midline) and foramina (parasagittal), behind every body and disc.
+    blocks = [*anatomy.vertebrae.values(), *anatomy.discs.values()]
+    for block in blocks:
+        reach_up = 400.0 if block.name == "L1" else block.half_height + 3.0
+        low = -(block.half_height + 3.0) if block.name != "S1" else block.half_height - 25.0
+        region = canvas.near_block(block, (0.0, block.half_depth + anatomy.canal_depth), (low, reach_up), 32.0)
+        s, t = block.local(region.u, region.v)
+        a = lateral_depth(block, np.zeros_like(s))
+        behind = (s >= a) & (s < a + anatomy.canal_depth) & (t > low) & (t < reach_up)
+        region.paint(behind & (region.lateral < CANAL_HALF_WIDTH), "csf", SPIDER_CANAL)
+        region.paint(behind & (region.lateral >= CANAL_HALF_WIDTH), "fat")
+
+    for name, vertebra in anatomy.vertebrae.items():
+        behind = vertebra.half_depth + anatomy.canal_depth + 33.0 * scale
+        span = (-vertebra.half_height, vertebra.half_height)
+        region = canvas.near_block(vertebra, (-vertebra.half_depth, behind), span, 32.0)
+        s, t = vertebra.local(region.u, region.v)
+        a = lateral_depth(vertebra, region.x)
+        lateral = region.lateral
+        value = spider_vertebra_number(name)
+        region.paint(superellipse(s, t, a, vertebra.half_height) & (lateral < vertebra.half_width), "cortex", value)
+        core = superellipse(s, t, a - 1.5, vertebra.half_height - 1.5) & (lateral < vertebra.half_width - 1.5)
+        region.paint(core, "marrow")
+        if name != "S1":  # posterior elements: pedicles beside the canal, lamina and spinous process
+            pedicle = (
+                (s >= vertebra.half_depth * 0.55 - 2) & (s < vertebra.half_depth + anatomy.canal_depth + 2)
+                & (t > -0.25 * vertebra.half_height) & (t < 0.8 * vertebra.half_height)
+                & (lateral >= CANAL_HALF_WIDTH) & (lateral < 26)
+            )
+            region.paint(pedicle, "marrow", value)
+            arch_s = s - (vertebra.half_depth + anatomy.canal_depth)
+            lamina = (arch_s >= 0) & (arch_s < 9 * scale) & (np.abs(t) < 0.55 * vertebra.half_height) & (lateral < 24)
+            spinous = (arch_s >= 0) & (arch_s < 32 * scale) & (np.abs(t + 2) < 0.3 * vertebra.half_height) & (lateral < 4)
+            region.paint(lamina | spinous, "marrow", value)
+
+    for level, disc in anatomy.discs.items():
+        g = anatomy.grades[level]
+        upper, lower = vertebrae_of(level)
+        depth = disc.half_depth + anatomy.bulge + anatomy.herniation_depth + 1.0
+        # Reaches into the neighbouring bodies for the Modic bands and endplate defects.
+        span = disc.half_height + 8.0 * scale
+        region = canvas.near_block(disc, (-depth, depth), (-span, span), disc.half_width + 1.0)
+        s, t = disc.local(region.u, region.v)
+        lateral = region.lateral
+        a = lateral_depth(disc, region.x) + (anatomy.bulge if g.bulging else 0.0)
+        inside = superellipse(s, t, a, disc.half_height, p=2 if g.bulging else 4) & (lateral < disc.half_width)
+        region.paint(inside, "annulus", disc.label)
+        nucleus = ((s / (0.55 * a)) ** 2 + (t / (0.6 * disc.half_height)) ** 2 <= 1.0) & inside
+        nucleus_t2 = PFIRRMANN_T2[g.pfirrmann]
+        if g.pfirrmann >= 3:  # lost nucleus/annulus distinction: the annulus darkens toward the nucleus
+            region.paint(inside, (SIGNAL["annulus"][0], 0.5 * (SIGNAL["annulus"][1] + nucleus_t2)))
+        region.paint(nucleus, (SIGNAL["nucleus_t1"][0], nucleus_t2))
+        if g.pfirrmann == 2:  # horizontal intranuclear cleft
+            region.paint(nucleus & (np.abs(t) < 0.6), (SIGNAL["nucleus_t1"][0], 0.45))
+        if g.pfirrmann >= 3:  # inhomogeneous grey: a fixed pattern of darker streaks
+            region.paint(nucleus & (np.sin(s * 1.3 + t * 0.7) > 0.6), (SIGNAL["nucleus_t1"][0], nucleus_t2 * 0.6))
+        if g.herniation:  # focal posterior protrusion into the canal
+            hs = s - a
+            blob = ((hs / anatomy.herniation_depth) ** 2 + (t / (0.55 * disc.half_height)) ** 2 <= 1.0) & (hs >= -1)
+            region.paint(blob & (lateral < 8), (SIGNAL["annulus"][0], 0.5 * SIGNAL["annulus"][1] + 0.2), disc.label)
+        for vertebra_name, has_defect, sign in ((upper, g.up_endplate, 1.0), (lower, g.low_endplate, -1.0)):
+            vertebra = anatomy.vertebrae[vertebra_name]
+            bs, bt = vertebra.local(region.u, region.v)
+            # Endplate band of the body next to this disc: the lower end of the body above, upper end below.
+            edge = -vertebra.half_height if sign > 0 else vertebra.half_height
+            core = superellipse(bs, bt, lateral_depth(vertebra, region.x) - 1.5, vertebra.half_height - 1.5)
+            band = core & (np.abs(bt - edge) < 5.0 * scale) & (lateral < vertebra.half_width - 1.5)
+            if g.modic:
+                region.paint(band, MODIC_SIGNAL[g.modic])
+            if has_defect:  # Schmorl node: disc material pushed into the endplate
+                nu, nv = disc.point(-0.1 * disc.half_depth, sign * disc.half_height)
+                node = ((region.u - nu) ** 2 + (region.v - nv) ** 2 <= (3.2 * scale) ** 2) & (lateral < 10)
+                region.paint(node & (region.labels == vertebra.label), (SIGNAL["annulus"][0], nucleus_t2 * 0.8), disc.label)
+
+    for level in LEVELS:  # nerve roots in the foramina
+        for side in ("left", "right"):
+            fx, fu, fv = anatomy.foramen_point(level, side)
+            region = canvas.near((fu, fv), 4.0 * scale)
+            root = ((region.u - fu) ** 2 + (region.v - fv) ** 2 <= (2.5 * scale) ** 2) & (np.abs(region.x - fx) < 6)
+            region.paint(root & (region.labels == 0), "nerve")
+    return canvas.result()
+
+
+def image_points(image: sitk.Image) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Physical X, Y, Z of every voxel of ``image``, as arrays shaped like its numpy array (z, y, x)."""
+    size = image.GetSize()
+    k, j, i = np.meshgrid(np.arange(size[2]), np.arange(size[1]), np.arange(size[0]), indexing="ij")
+    index = np.stack([i.ravel(), j.ravel(), k.ravel()]).astype(np.float64)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    spacing = np.array(image.GetSpacing())
+    points = np.array(image.GetOrigin())[:, None] + direction @ (index * spacing[:, None])
+    shape = (size[2], size[1], size[0])
+    return points[0].reshape(shape), points[1].reshape(shape), points[2].reshape(shape)
+
+
+def partial_vertebrae(labels: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """SPIDER marks vertebrae cut by the field of view as ``100 + N``: relabel those touching the border."""
+    border = np.zeros(labels.shape, dtype=bool)
+    border[:, 0, :] = border[:, -1, :] = border[:, :, 0] = border[:, :, -1] = True
+    out = labels.copy()
+    for value in np.unique(labels[border]):
+        if 1 <= value <= len(VERTEBRAE):
+            out[labels == value] = value + SPIDER_PARTIAL_OFFSET
+    return out
+
+
+def noise_and_bias(signal: FloatArray, rng: np.random.Generator, gain: float, sigma: float = 0.025) -> npt.NDArray[np.int16]:
+    """Scanner-like intensities: smooth multiplicative bias field, Rician-like noise, integer gain."""
+    shape = signal.shape
+    zz, yy, xx = (np.linspace(-1, 1, n, dtype=np.float32).reshape([-1 if a == i else 1 for a in range(3)])
+                  for i, n in enumerate(shape))
+    ax, ay, phase = rng.uniform(-0.15, 0.15), rng.uniform(-0.2, 0.2), rng.uniform(0, 2 * np.pi)
+    in_plane = ax * xx + ay * yy + 0.06 * np.sin(2.1 * xx + 1.7 * yy + phase)
+    bias = (1.0 + in_plane + 0.02 * zz).astype(np.float32)
+    real = signal * bias + sigma * rng.standard_normal(shape, dtype=np.float32)
+    imag = sigma * rng.standard_normal(shape, dtype=np.float32)
+    magnitude = np.sqrt(real**2 + imag**2)
+    return np.clip(np.round(magnitude * gain), 0, 32000).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class SeriesGeometry:
+    """Size and placement of a rendered series."""
+
+    size: tuple[int, int, int]  # (columns, rows, slices)
+    spacing: tuple[float, float, float]
+    direction: tuple[float, ...]
+    center: tuple[float, float, float]  # physical point at the middle of the volume
+
+    def empty_image(self) -> sitk.Image:
+        image = sitk.Image(list(self.size), sitk.sitkInt16)
+        image.SetSpacing(self.spacing)
+        image.SetDirection(self.direction)
+        middle = [(n - 1) / 2 for n in self.size]
+        offset = np.array(self.direction).reshape(3, 3) @ (np.array(middle) * np.array(self.spacing))
+        image.SetOrigin(tuple(np.array(self.center) - offset))
+        return image
+
+
+def sagittal_geometry(
+    rng: np.random.Generator, slices: int, rows: int, columns: int, fov_mm: float, thickness: float
+) -> SeriesGeometry:
+    """A sagittal series around the spine, shifted so that landmarks never sit at fixed pixels."""
+    spacing = fov_mm / columns
+    shift = rng.uniform(-18, 18, 2)
+    return SeriesGeometry(
+        size=(columns, rows, slices),
+        spacing=(spacing, spacing, thickness),
+        direction=SAGITTAL_DIRECTION,
+        center=(float(rng.uniform(-0.4, 0.4) * thickness), float(10 + shift[0]), float(-25 + shift[1])),
+    )
+
+
+def axial_geometry(anatomy: SpineAnatomy, rng: np.random.Generator, size: int, fov_mm: float,
+                   thickness: float) -> SeriesGeometry:
+    """An axial stack from below L5/S1 to above L1/L2, centred on the canal (slices through every disc)."""
+    top = anatomy.discs["L1/L2"].center[1] + 15.0
+    bottom = anatomy.discs["L5/S1"].center[1] - 15.0
+    slices = int(math.ceil((top - bottom) / thickness)) + 1
+    u_mid = float(np.mean([d.center[0] for d in anatomy.discs.values()])) + 15.0
+    spacing = fov_mm / size
+    return SeriesGeometry(
+        size=(size, size, slices),
+        spacing=(spacing, spacing, thickness),
+        direction=AXIAL_DIRECTION,
+        center=(float(rng.uniform(-5, 5)), u_mid + float(rng.uniform(-8, 8)), (top + bottom) / 2),
+    )
+
+
+def physical_to_index(image: sitk.Image, point: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Continuous voxel index (i, j, k) of a physical point."""
+    i, j, k = image.TransformPhysicalPointToContinuousIndex(point)
+    return (float(i), float(j), float(k))
+
+
+def render_series(
+    anatomy: SpineAnatomy,
+    geometry: SeriesGeometry,
+    rng: np.random.Generator,
+    contrasts: tuple[str, ...] = ("t1", "t2"),
+) -> tuple[dict[str, sitk.Image], sitk.Image]:
+    """Images of ``contrasts`` (``'t1'``, ``'t2'``) and the SPIDER-valued mask, rendered once for a geometry.
+
+    Each contrast gets its own scanner gain, bias field and noise.
+    """
+    template = geometry.empty_image()
+    rendered = render_image(anatomy, template)
+    images: dict[str, sitk.Image] = {}
+    for contrast in contrasts:
+        signal = rendered.t1 if contrast == "t1" else rendered.t2
+        image = sitk.GetImageFromArray(noise_and_bias(signal, rng, float(rng.uniform(700, 1400))))
+        image.CopyInformation(template)
+        images[contrast] = image
+    mask = sitk.GetImageFromArray(partial_vertebrae(rendered.labels))
+    mask.CopyInformation(template)
+    return images, mask

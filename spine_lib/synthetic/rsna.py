@@ -1,0 +1,123 @@
+"""RSNA 2024-like source: DICOM studies (Sagittal T1, Sagittal T2/STIR, Axial T2) and the competition CSVs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from spine_lib.core.layout import DataLayout
+from spine_lib.io import DicomSeriesInfo, write_dicom_series, write_records_csv
+from spine_lib.io.dicom import deterministic_uid
+from spine_lib.levels import LEVELS, rsna_level_suffix
+from spine_lib.synthetic.phantom import (
+    DiscGrades,
+    SpineAnatomy,
+    axial_geometry,
+    build_anatomy,
+    physical_to_index,
+    render_series,
+    sagittal_geometry,
+)
+from spine_lib.synthetic.spider import RenderSize
+from spine_lib.synthetic.truth import disc_truths, series_truth
+
+SAGITTAL_T1 = "Sagittal T1"
+SAGITTAL_T2 = "Sagittal T2/STIR"
+AXIAL_T2 = "Axial T2"
+#: condition -> (series description it is annotated on, point kind, side)
+CONDITIONS: dict[str, tuple[str, str, str]] = {
+    "Spinal Canal Stenosis": (SAGITTAL_T2, "canal", ""),
+    "Left Neural Foraminal Narrowing": (SAGITTAL_T1, "foramen", "left"),
+    "Right Neural Foraminal Narrowing": (SAGITTAL_T1, "foramen", "right"),
+    "Left Subarticular Stenosis": (AXIAL_T2, "subarticular", "left"),
+    "Right Subarticular Stenosis": (AXIAL_T2, "subarticular", "right"),
+}
+COORDINATE_COLUMNS = ["study_id", "series_id", "instance_number", "condition", "level", "x", "y"]
+SEVERITIES = ("Normal/Mild", "Moderate", "Severe")
+
+
+def condition_column(condition: str, level: str) -> str:
+    """``('Spinal Canal Stenosis', 'L4/L5')`` -> ``'spinal_canal_stenosis_l4_l5'`` (train.csv)."""
+    return f"{condition.lower().replace(' ', '_')}_{rsna_level_suffix(level)}"
+
+
+def severity(condition: str, grades: DiscGrades) -> str:
+    """A severity consistent with the disc's grades (herniation narrows the canal, a low disc the foramina)."""
+    if condition == "Spinal Canal Stenosis":
+        score = 2 if grades.herniation and grades.pfirrmann >= 4 else grades.herniation + grades.bulging
+    elif "Foraminal" in condition:
+        score = grades.narrowing + int(grades.narrowing and grades.pfirrmann == 5)
+    else:
+        score = grades.herniation + int(grades.herniation and grades.pfirrmann >= 4)
+    return SEVERITIES[min(score, 2)]
+
+
+def landmark(anatomy: SpineAnatomy, kind: str, level: str, side: str) -> tuple[float, float, float]:
+    if kind == "canal":
+        return anatomy.canal_point(level)
+    if kind == "foramen":
+        return anatomy.foramen_point(level, side)
+    return anatomy.subarticular_point(level, side)
+
+
+def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) -> dict[str, Any]:
+    """Write the RSNA-like source under ``layout.rsna``; return its truth."""
+    root = layout.rsna
+    truth: dict[str, Any] = {"studies": []}
+    descriptions: list[dict[str, object]] = []
+    coordinates: list[dict[str, object]] = []
+    labels: list[dict[str, object]] = []
+    for index in range(studies):
+        rng = np.random.default_rng([seed, 2, index])
+        study_id = int(rng.integers(10**7, 5 * 10**9))
+        anatomy = build_anatomy(rng)
+        geometries = {
+            SAGITTAL_T1: (sagittal_geometry(rng, size.slices, size.rows, size.columns, size.fov_mm, size.thickness), "t1"),
+            SAGITTAL_T2: (sagittal_geometry(rng, size.slices, size.rows, size.columns, size.fov_mm, size.thickness), "t2"),
+            AXIAL_T2: (axial_geometry(anatomy, rng, max(size.rows // 2, 64), 200.0, 4.0), "t2"),
+        }
+        study_truth: dict[str, Any] = {"study_id": study_id, "series": [], "discs": disc_truths(anatomy)}
+        images: dict[str, tuple[sitk.Image, int]] = {}
+        for number, (description, (geometry, contrast)) in enumerate(geometries.items(), start=1):
+            series_id = int(rng.integers(10**8, 4 * 10**9))
+            rendered, _ = render_series(anatomy, geometry, rng, contrasts=(contrast,))
+            image = rendered[contrast]
+            folder = root / "train_images" / str(study_id) / str(series_id)
+            info = DicomSeriesInfo(
+                series_description=description,
+                series_number=number,
+                patient_id=str(study_id),
+                series_uid=deterministic_uid("rsna", seed, study_id, series_id),
+                study_uid=deterministic_uid("rsna-study", seed, study_id),
+            )
+            write_dicom_series(image, folder, info)
+            images[description] = (image, series_id)
+            descriptions.append({"study_id": study_id, "series_id": series_id, "series_description": description})
+            kind = {SAGITTAL_T1: "sag_t1", SAGITTAL_T2: "sag_t2", AXIAL_T2: "axial_t2"}[description]
+            relative = Path("raw/RSNA/train_images", str(study_id), str(series_id)).as_posix()
+            entry = series_truth(image, anatomy, relative, kind, series_uid=info.series_uid)
+            study_truth["series"].append({"series_id": series_id, "description": description, **vars(entry)})
+        row: dict[str, object] = {"study_id": study_id}
+        for condition, (description, kind, side) in CONDITIONS.items():
+            image, series_id = images[description]
+            for level in LEVELS:
+                i, j, k = physical_to_index(image, landmark(anatomy, kind, level, side))
+                instance = int(np.clip(round(k), 0, image.GetSize()[2] - 1)) + 1
+                coordinates.append({
+                    "study_id": study_id, "series_id": series_id, "instance_number": instance,
+                    "condition": condition, "level": level, "x": round(i, 3), "y": round(j, 3),
+                })
+                row[condition_column(condition, level)] = severity(condition, anatomy.grades[level])
+        if index % 3 == 2:  # real train.csv rows have a few empty cells
+            row[condition_column("Left Subarticular Stenosis", "L1/L2")] = ""
+        labels.append(row)
+        truth["studies"].append(study_truth)
+    columns = ["study_id"] + [condition_column(c, lv) for c in CONDITIONS for lv in LEVELS]
+    write_records_csv(labels, root / "train.csv", columns=columns)
+    write_records_csv(descriptions, root / "train_series_descriptions.csv",
+                      columns=["study_id", "series_id", "series_description"])
+    write_records_csv(coordinates, root / "train_label_coordinates.csv", columns=COORDINATE_COLUMNS)
+    return truth
