@@ -22,7 +22,7 @@ from loguru import logger
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DataLayout
 from spine_lib.errors import ConfigError, SpineVisionError
-from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root, raw_has_files
+from spine_lib.synthetic.config import SynthConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster.yaml"
@@ -81,12 +81,14 @@ def run_demo(config: DemoConfig) -> DemoResult:
     weights = config.weights.resolve()
     dagster_home = config.dagster_home.resolve()
     layout = DataLayout(root=data_root, weights=weights)
+    prepare_dagster_home(dagster_home)  # fail fast on a bad instance folder, before any data is written
+    from spine_lib.synthetic.generate import make_synthetic_root, raw_has_files
+
     synthesized = not raw_has_files(layout)
     if synthesized:
         logger.info("no raw data under {}: writing a synthetic data root", data_root)
         make_synthetic_root(SynthConfig(out=data_root, patients=config.patients, size=config.size, seed=config.seed))
     created = layout.ensure()
-    prepare_dagster_home(dagster_home)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),

@@ -8,6 +8,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -49,3 +51,15 @@ def assert_same_geometry(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> Non
 @pytest.fixture
 def volume() -> sitk.Image:
     return make_volume()
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small synthetic data root for the whole suite (4 SPIDER, 3 RSNA, 6 Phenikaa patients)."""
+    from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
+
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    make_synthetic_root(
+        SynthConfig(out=root, spider_patients=4, rsna_studies=3, phenikaa_patients=6, size=128, slices=12, seed=7)
+    )
+    return root

@@ -15,7 +15,10 @@ from spine_assets.defs.data_root import data_root
 from spine_assets.defs.resources import DATA_ROOT_ENV, DataRoot
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "timm", "nnunetv2", "paddle", "paddleocr", "vietocr", "pytesseract", "accelerate", "wandb")
+HEAVY = (
+    "torch", "timm", "nnunetv2", "paddle", "paddleocr", "vietocr", "pytesseract", "accelerate", "wandb", "SimpleITK",
+    "pandas", "pydicom", "numpy",
+)
 
 
 def test_definitions_hold_assets_and_resources() -> None:
@@ -83,3 +86,31 @@ def test_instance_settings_from_dagster_yaml(tmp_path: Path) -> None:
         assert pools.default_pool_limit == 1
         assert pools.pool_granularity is not None
         assert str(pools.pool_granularity.value).lower() == "op"
+
+
+def test_raw_source_assets_describe_the_synthetic_root(synthetic_root: Path) -> None:
+    from spine_assets.definitions import defs as load_defs
+    from spine_assets.defs.raw_sources import phenikaa_raw, rsna_raw, spider_raw
+
+    paths = DataRoot(root=str(synthetic_root), weights=str(synthetic_root.parent / "weights"))
+    checks = [c for c in load_defs().resolve_asset_graph().asset_check_keys]
+    assert {c.name for c in checks} == {"spider_mask_values", "rsna_coordinates_resolve", "phenikaa_label_tables_parse"}
+    definitions = load_defs()
+    job = dg.Definitions(
+        assets=[spider_raw, rsna_raw, phenikaa_raw, data_root],
+        asset_checks=[definitions.get_asset_checks_def(c) for c in checks],
+        resources={"paths": paths},
+    ).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
+            if e.asset_key is not None}
+    assert meta["spider_raw"]["patients"].value == 4
+    assert meta["spider_raw"]["t2_space_series"].value == 1
+    assert meta["spider_raw"]["grading_rows"].value == 20
+    assert meta["rsna_raw"]["studies"].value == 3 and meta["rsna_raw"]["coordinate_rows"].value == 75
+    assert meta["phenikaa_raw"]["reports"].value == 6 and meta["phenikaa_raw"]["image_folders"].value == 7
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in evaluations.values()) and len(evaluations) == 3
+    tables = evaluations["phenikaa_label_tables_parse"].metadata
+    assert tables["duplicate row"].value == 1 and tables["missing value"].value == 1

@@ -17,16 +17,21 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
-    args = ("demo", "--data-root", "data", "--weights", "weights", "--dagster-home", "dh")
+    args = ("demo", "--data-root", "data", "--weights", "weights", "--dagster-home", "dh", "--patients", "1",
+            "--size", "64")
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "Materialized:     data_root" in first.stdout
+    assert "Materialized:     data_root, phenikaa_raw, rsna_raw, spider_raw" in first.stdout
+    assert "Asset checks:     3/3 passed" in first.stdout
+    assert "Synthetic data:   written" in first.stdout
+    assert (tmp_path / "data/truth/spider.json").is_file()
     assert f"DAGSTER_HOME={tmp_path / 'dh'}" in first.stdout
     assert (tmp_path / "data/raw/SPIDER").is_dir() and (tmp_path / "dh/dagster.yaml").is_file()
     assert (tmp_path / "dh/storage").is_dir()  # SQLite storage, not an ephemeral instance
 
     second = run_cli(*args, cwd=tmp_path)  # rerun: same outputs, one more materialization
     assert second.returncode == 0, second.stderr[-3000:]
+    assert "Synthetic data" not in second.stdout  # the existing data root is reused
     with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:
         records = instance.fetch_materializations(dg.AssetKey("data_root"), limit=10).records
         assert len(records) == 2
@@ -35,6 +40,9 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
         assert event.metadata["root"].value == str(tmp_path / "data")
         assert event.metadata["folders_created"].value == 0
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
+        spider = instance.fetch_materializations(dg.AssetKey("spider_raw"), limit=1).records[0].asset_materialization
+        assert spider is not None
+        assert spider.metadata["patients"].value == 1 and spider.metadata["masks"].value == 2
 
 
 def test_demo_reports_a_bad_dagster_home_clearly(tmp_path: Path) -> None:

@@ -14,25 +14,20 @@ from PIL import Image, ImageFont
 from rapidfuzz.distance import Levenshtein
 
 from spine_lib.errors import ConfigError, LabelSchemaError
+from spine_lib.levels import LEVELS
 from spine_lib.synthetic import reports
 from spine_lib.synthetic.people import SyntheticPatient, ascii_name, lookalike_pairs, make_patients
-from spine_lib.synthetic.reports import (
-    LEVELS,
-    MAX_LINE_CHARS,
-    render_report_pdf,
-    render_report_png,
-    report_lines,
-)
+from spine_lib.synthetic.reports import MAX_LINE_CHARS, render_report_pdf, render_report_png, report_lines
 
 SEED = 20250718
 PATIENT = SyntheticPatient(
     patient_id="250010139",
-    full_name="Đặng Thị Thu Hường",
+    full_name="Đặng Thị Ánh Tuyết",  # (Tesseract 5.3 reads "ĐẶNG THỊ THU HƯỜNG" as "... THỦ ..." on a clean page)
     birthday=date(1968, 3, 5),
     sex="Nữ",
     exam_date=date(2025, 7, 18),
 )
-NAME_LINE = "Họ tên người bệnh: ĐẶNG THỊ THU HƯỜNG"  # the name upper-cased with its diacritics, written by hand
+NAME_LINE = "Họ tên người bệnh: ĐẶNG THỊ ÁNH TUYẾT"  # the name upper-cased with its diacritics, written by hand
 ID_LINE = "Số phiếu: 250010139"
 FINDINGS: dict[str, dict[str, int]] = {
     "L4/L5": {"pfirrmann": 4, "modic": 1, "herniation": 1, "narrowing": 1},
@@ -179,6 +174,33 @@ def test_report_findings_follow_the_grades() -> None:
     assert "Modic type 2" not in body
 
 
+@pytest.mark.parametrize(
+    ("grades", "expected"),
+    [
+        ({"herniation": 1}, "thoát vị"),
+        ({"bulging": 1}, "phình lồi"),
+        ({"narrowing": 1}, "Hẹp khoang gian đốt L2/L3"),
+        ({"modic": 3}, "Modic type 3"),
+        ({"pfirrmann": 5}, "(Pfirrmann V)"),
+        ({"spondylolisthesis": 1}, "Trượt thân đốt sống L2 ra trước so với L3"),
+        ({"up_endplate": 1}, "bờ dưới thân L2"),
+        ({"low_endplate": 1}, "bờ trên thân L3"),
+    ],
+)
+def test_each_abnormal_grade_is_described(grades: dict[str, int], expected: str) -> None:
+    lines = report_lines(PATIENT, {"L2/L3": grades})
+    body = " ".join(lines[lines.index("MÔ TẢ:") + 1 : lines.index("KẾT LUẬN:")])
+    conclusion = " ".join(lines[lines.index("KẾT LUẬN:") + 1 : -1])
+    assert expected in body
+    assert "L2/L3" in conclusion
+
+
+def test_herniation_and_bulging_of_one_disc_are_both_described() -> None:
+    lines = report_lines(PATIENT, {"L5/S1": {"herniation": 1, "bulging": 1}})
+    body = " ".join(lines[lines.index("MÔ TẢ:") + 1 : lines.index("KẾT LUẬN:")])
+    assert "phình lồi" in body and "thoát vị" in body
+
+
 def test_report_of_normal_discs_says_so() -> None:
     lines = report_lines(PATIENT, {level: {"pfirrmann": 1} for level in LEVELS})
     text = " ".join(lines)
@@ -261,7 +283,7 @@ def test_pdf_text_layer_holds_name_id_and_birthday(tmp_path: Path) -> None:
     document = pdfium.PdfDocument(path)
     assert len(document) == 1
     text = _norm(document[0].get_textpage().get_text_range())
-    assert "ĐẶNG THỊ THU HƯỜNG" in text
+    assert "ĐẶNG THỊ ÁNH TUYẾT" in text
     assert ID_LINE in text
     assert "05/03/1968" in text
 
@@ -272,8 +294,9 @@ def test_image_only_pdf_has_no_text_and_renders(tmp_path: Path) -> None:
     )
     page = pdfium.PdfDocument(path)[0]
     assert page.get_textpage().get_text_range().strip() == ""
-    image = np.asarray(page.render(scale=100 / 72).to_pil().convert("L"))
-    assert image.shape == (round(297 / 25.4 * 100), round(210 / 25.4 * 100))
+    image = np.asarray(page.render(scale=2).to_pil().convert("L"))
+    expected = np.array([297, 210]) / 25.4 * 144  # A4 at 144 dpi (scale 2); pdfium rounds the page up
+    assert np.abs(np.array(image.shape) - expected).max() <= 1
     assert image.min() < 100 < np.median(image)  # dark text on light paper
 
 
@@ -285,7 +308,9 @@ def test_pdf_bytes_depend_only_on_the_seed(tmp_path: Path, text_layer: bool) -> 
         path = render_report_pdf(lines, tmp_path / name, text_layer=text_layer, rng=np.random.default_rng(SEED))
         return path.read_bytes()
 
-    assert render("a.pdf") == render("b.pdf")
+    first = render("a.pdf")
+    assert first == render("b.pdf")
+    assert b"/CreationDate (D:20250718" in first  # fixed from the exam date, not the clock
 
 
 # ------------------------------------------------------------------------------------------------ fonts

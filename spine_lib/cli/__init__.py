@@ -13,7 +13,7 @@ from spine_lib.core.config import BaseConfig
 from spine_lib.core.logging import setup_logger
 from spine_lib.demo import DemoConfig, DemoResult, run_demo
 from spine_lib.errors import SpineVisionError
-from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
+from spine_lib.synthetic.config import SynthConfig
 
 
 def demo(config: DemoConfig) -> None:
@@ -30,6 +30,8 @@ def demo(config: DemoConfig) -> None:
 
 
 def synth(config: SynthConfig) -> None:
+    from spine_lib.synthetic.generate import make_synthetic_root
+
     report = make_synthetic_root(config)
     print(f"Synthetic data root: {report.root}")
     for source, count in report.counts.items():

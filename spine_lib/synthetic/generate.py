@@ -7,43 +7,19 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
-import tyro
 from loguru import logger
 
-from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DataLayout
 from spine_lib.errors import ConfigError
 from spine_lib.io.atomic import atomic_write_text
+from spine_lib.synthetic.config import SynthConfig
 from spine_lib.synthetic.phenikaa import write_phenikaa
 from spine_lib.synthetic.rsna import write_rsna
 from spine_lib.synthetic.spider import RenderSize, write_spider
 from spine_lib.synthetic.truth import TRUTH_FOLDER, write_truth
 
 MARKER = "synthetic.json"
-
-
-class SynthConfig(BaseConfig):
-    """Write a synthetic data root in the exact layouts of SPIDER, RSNA 2024 and the Phenikaa export."""
-
-    out: Annotated[Path, tyro.conf.arg(help="Data root to write (raw/SPIDER, raw/RSNA, raw/Phenikaa, truth/).")] = Path(
-        "data"
-    )
-    patients: Annotated[int, tyro.conf.arg(help="Patients per source (unless set per source).")] = 8
-    spider_patients: Annotated[int | None, tyro.conf.arg(help="SPIDER patients.")] = None
-    rsna_studies: Annotated[int | None, tyro.conf.arg(help="RSNA studies.")] = None
-    phenikaa_patients: Annotated[int | None, tyro.conf.arg(help="Phenikaa patients.")] = None
-    seed: Annotated[int, tyro.conf.arg(help="Random seed: same seed, same bytes.")] = 0
-    size: Annotated[int, tyro.conf.arg(help="In-plane size (rows = columns) of sagittal series.")] = 256
-    slices: Annotated[int, tyro.conf.arg(help="Slices per sagittal series.")] = 14
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "spider": self.patients if self.spider_patients is None else self.spider_patients,
-            "rsna": self.patients if self.rsna_studies is None else self.rsna_studies,
-            "phenikaa": self.patients if self.phenikaa_patients is None else self.phenikaa_patients,
-        }
 
 
 @dataclass

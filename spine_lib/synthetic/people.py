@@ -62,10 +62,14 @@ GIVEN_NAMES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return unicodedata.normalize("NFC", a), unicodedata.normalize("NFC", b)
+
+
 #: Real given names whose ASCII forms differ by exactly one letter (inserted, deleted or substituted).
 ONE_LETTER_GIVEN_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
-    MALE: (_nfc("Quân", "Quang"), _nfc("Hoàn", "Hoàng"), _nfc("Tâm", "Tân"), _nfc("Lộc", "Lực")),
-    FEMALE: (_nfc("Lan", "Loan"), _nfc("Hằng", "Hạnh"), _nfc("Hoa", "Hoài")),
+    MALE: (_pair("Quân", "Quang"), _pair("Hoàn", "Hoàng"), _pair("Tâm", "Tân"), _pair("Lộc", "Lực")),
+    FEMALE: (_pair("Lan", "Loan"), _pair("Hằng", "Hạnh"), _pair("Hoa", "Hoài")),
 }
 
 BIRTHDAY_RANGE: tuple[date, date] = (date(1940, 1, 1), date(2000, 12, 31))

@@ -35,7 +35,7 @@ SAGITTAL_DIRECTION = (0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 AXIAL_DIRECTION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 CANAL_HALF_WIDTH = 11.0  # mm, lateral
-FORAMEN_X = 20.0  # mm, lateral distance of the neural foramina from the midline
+FORAMEN_X = 16.0  # mm, lateral distance of the neural foramina from the midline
 SUBARTICULAR_X = 9.0  # mm, lateral distance of the subarticular zones
 
 # Tissue signal (fraction of the scanner gain): T1, T2.
@@ -521,7 +521,7 @@ def axial_geometry(anatomy: SpineAnatomy, rng: np.random.Generator, size: int, f
     """An axial stack from below L5/S1 to above L1/L2, centred on the canal (slices through every disc)."""
     top = anatomy.discs["L1/L2"].center[1] + 15.0
     bottom = anatomy.discs["L5/S1"].center[1] - 15.0
-    slices = int(math.ceil((top - bottom) / thickness)) + 1
+    slices = math.ceil((top - bottom) / thickness) + 1
     u_mid = float(np.mean([d.center[0] for d in anatomy.discs.values()])) + 15.0
     spacing = fov_mm / size
     return SeriesGeometry(

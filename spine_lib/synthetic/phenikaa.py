@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,7 +154,7 @@ def add_table_quirks(rows: list[list[object]], truth: dict[str, Any]) -> list[li
     rows[-1][9] = None
     quirks["missing_value"] = {"patient_id": str(rows[-1][0]), "ivd_label": rows[-1][1], "column": "Pfirrman grade"}
     # Rows of an ID that exists nowhere else (5 discs), in the middle of the table.
-    corrupted = [[int(CORRUPTED_ID), n, 0, 0, 0, 0, 0, 0, 0, 2] for n in range(1, len(LEVELS) + 1)]
+    corrupted: list[list[object]] = [[int(CORRUPTED_ID), n, 0, 0, 0, 0, 0, 0, 0, 2] for n in range(1, len(LEVELS) + 1)]
     middle = len(rows) // 2
     rows[middle:middle] = corrupted
     quirks["corrupted_id"] = {"patient_id": CORRUPTED_ID, "rows": len(corrupted)}

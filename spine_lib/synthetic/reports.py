@@ -23,19 +23,17 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from spine_lib.errors import ConfigError, LabelSchemaError
 from spine_lib.io.atomic import atomic_write_bytes
 from spine_lib.labels import gradings as g
+from spine_lib.levels import LEVEL_TO_IDX, LEVELS, check_level
 from spine_lib.synthetic.people import SyntheticPatient
 
 __all__ = [
     "FONT_CANDIDATES",
-    "LEVELS",
+    "MAX_LINE_CHARS",
     "find_font",
     "render_report_pdf",
     "render_report_png",
     "report_lines",
 ]
-
-#: Disc levels of the Phenikaa reports, top-down.
-LEVELS: tuple[str, ...] = ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
 
 HOSPITAL = "BỆNH VIỆN ĐẠI HỌC PHENIKAA"
 DEPARTMENT = "KHOA CHẨN ĐOÁN HÌNH ẢNH"
@@ -82,10 +80,15 @@ def _vertebrae(level: str) -> tuple[str, str]:
     return upper, lower
 
 
+def _canonical_level(level: str) -> str:
+    try:
+        return check_level(level)
+    except ValueError as error:
+        raise LabelSchemaError(f"findings[{level!r}]", str(error)) from None
+
+
 def _normalise_grades(level: str, grades: dict[str, int]) -> dict[str, int]:
     """Grades under the canonical column names (``herniation`` -> ``disc_herniation``), defaults for missing keys."""
-    if level not in LEVELS:
-        raise LabelSchemaError(f"findings[{level!r}]", f"unknown disc level; expected one of {', '.join(LEVELS)}")
     out = {key: 0 for key in _GRADE_KEYS} | {g.PFIRRMANN_GRADE: 1}
     for key, value in grades.items():
         name = g.normalize_column_name(key)
@@ -104,7 +107,10 @@ def _level_findings(level: str, grades: dict[str, int]) -> tuple[list[str], list
     pfirrmann = grades[g.PFIRRMANN_GRADE]
     sentences: list[str] = []
     conclusion: list[str] = []
-    if grades[g.DISC_HERNIATION]:
+    if grades[g.DISC_HERNIATION] and grades[g.DISC_BULGING]:
+        sentences.append(f"Đĩa đệm {level}: phình lồi, thoát vị khu trú ra sau, chèn ép bao màng cứng.")
+        conclusion.append(f"Phình lồi, thoát vị đĩa đệm {level}.")
+    elif grades[g.DISC_HERNIATION]:
         sentences.append(f"Đĩa đệm {level}: thoát vị ra sau, chèn ép bao màng cứng.")
         conclusion.append(f"Thoát vị đĩa đệm {level}.")
     elif grades[g.DISC_BULGING]:
@@ -149,18 +155,19 @@ def report_lines(patient: SyntheticPatient, findings: dict[str, dict[str, int]])
 
     ``findings`` maps a level (``"L4/L5"``) to its grades: ``pfirrmann`` 1-5, ``modic`` 0-3 and 0/1 for
     ``herniation``, ``bulging``, ``narrowing``, ``spondylolisthesis``, ``up_endplate``, ``low_endplate`` (the
-    grading-table spellings such as ``disc_herniation`` work too). Missing keys are normal (Pfirrmann 1, 0);
-    levels absent from ``findings`` are reported as normal. Invalid levels or values raise LabelSchemaError.
+    grading-table spellings such as ``disc_herniation`` work too; levels as :func:`spine_lib.levels.check_level`
+    accepts them). Missing keys are normal (Pfirrmann 1, 0); levels absent from ``findings`` are reported as
+    normal. Invalid levels, keys or values raise LabelSchemaError.
     """
+    by_level = {_canonical_level(level): grades for level, grades in findings.items()}
     described: list[str] = []
     concluded: list[str] = []
-    normal = 0
-    for level in sorted(findings, key=lambda lv: LEVELS.index(lv) if lv in LEVELS else -1):
-        sentences, items = _level_findings(level, _normalise_grades(level, findings[level]))
+    normal = len(LEVELS) - len(by_level)  # levels without findings are normal
+    for level in sorted(by_level, key=LEVEL_TO_IDX.__getitem__):
+        sentences, items = _level_findings(level, _normalise_grades(level, by_level[level]))
         described.extend(sentences)
         concluded.extend(items)
         normal += not sentences
-    normal += len(set(LEVELS) - set(findings))
     if not described:
         described.append("Các đĩa đệm cột sống thắt lưng chưa thấy bất thường.")
         concluded.append("Hiện tại chưa phát hiện bất thường cột sống thắt lưng trên phim CHT.")

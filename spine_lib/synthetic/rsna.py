@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from spine_lib.io import DicomSeriesInfo, write_dicom_series, write_records_csv
 from spine_lib.io.dicom import deterministic_uid
 from spine_lib.levels import LEVELS, rsna_level_suffix
 from spine_lib.synthetic.phantom import (
+    FORAMEN_X,
     DiscGrades,
     SpineAnatomy,
     axial_geometry,
@@ -74,9 +76,11 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
         rng = np.random.default_rng([seed, 2, index])
         study_id = int(rng.integers(10**7, 5 * 10**9))
         anatomy = build_anatomy(rng)
+        # Sagittal stacks wide enough to hold both neural foramina (annotated on parasagittal slices).
+        slices = max(size.slices, math.ceil(2 * (FORAMEN_X + size.thickness) / size.thickness) + 1)
         geometries = {
-            SAGITTAL_T1: (sagittal_geometry(rng, size.slices, size.rows, size.columns, size.fov_mm, size.thickness), "t1"),
-            SAGITTAL_T2: (sagittal_geometry(rng, size.slices, size.rows, size.columns, size.fov_mm, size.thickness), "t2"),
+            SAGITTAL_T1: (sagittal_geometry(rng, slices, size.rows, size.columns, size.fov_mm, size.thickness), "t1"),
+            SAGITTAL_T2: (sagittal_geometry(rng, slices, size.rows, size.columns, size.fov_mm, size.thickness), "t2"),
             AXIAL_T2: (axial_geometry(anatomy, rng, max(size.rows // 2, 64), 200.0, 4.0), "t2"),
         }
         study_truth: dict[str, Any] = {"study_id": study_id, "series": [], "discs": disc_truths(anatomy)}
