@@ -57,3 +57,14 @@ def test_cli_help_lists_demo() -> None:
     result = run_cli("--help", cwd=REPO)
     assert result.returncode == 0
     assert "demo" in result.stdout
+
+
+def test_synth_command_writes_the_three_sources(tmp_path: Path) -> None:
+    result = run_cli("synth", "--out", "root", "--patients", "1", "--rsna-studies", "2", "--size", "64",
+                     "--slices", "6", "--seed", "5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rsna        2 subjects" in result.stdout
+    assert len(list((tmp_path / "root/raw/RSNA/train_images").iterdir())) == 2
+    assert sorted(p.name for p in (tmp_path / "root/truth").iterdir()) == [
+        "phenikaa.json", "rsna.json", "spider.json", "synthetic.json",
+    ]
