@@ -24,8 +24,15 @@ HEAVY = (
 def test_definitions_hold_assets_and_resources() -> None:
     definitions = defs()
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
-    assert "data_root" in keys
+    assert keys == {"data_root", "spider_raw", "rsna_raw", "phenikaa_raw", "phenikaa_report", "phenikaa_report_table",
+                    "phenikaa_patients"}
     assert isinstance(definitions.resources["paths"], DataRoot)  # type: ignore[index]
+    assert {j.name for j in definitions.resolve_all_job_defs()} >= {"phenikaa_report_job", "phenikaa_rematch_job"}
+    assert [s.name for s in definitions.sensors or []] == ["phenikaa_reports_sensor"]
+    assert [s.name for s in definitions.schedules or []] == ["phenikaa_nightly_rematch"]
+    checks = {c.name for c in definitions.resolve_asset_graph().asset_check_keys}
+    assert {"phenikaa_field_completeness", "phenikaa_match_rate", "phenikaa_one_folder_per_patient",
+            "phenikaa_labels_for_matched", "spider_mask_values"} <= checks
 
 
 def test_loading_imports_no_heavy_library() -> None:
@@ -93,8 +100,9 @@ def test_raw_source_assets_describe_the_synthetic_root(synthetic_root: Path) -> 
     from spine_assets.defs.raw_sources import phenikaa_raw, rsna_raw, spider_raw
 
     paths = DataRoot(root=str(synthetic_root), weights=str(synthetic_root.parent / "weights"))
-    checks = [c for c in load_defs().resolve_asset_graph().asset_check_keys]
-    assert {c.name for c in checks} == {"spider_mask_values", "rsna_coordinates_resolve", "phenikaa_label_tables_parse"}
+    raw_checks = {"spider_mask_values", "rsna_coordinates_resolve", "phenikaa_label_tables_parse"}
+    checks = [c for c in load_defs().resolve_asset_graph().asset_check_keys if c.name in raw_checks]
+    assert len(checks) == 3
     definitions = load_defs()
     job = dg.Definitions(
         assets=[spider_raw, rsna_raw, phenikaa_raw, data_root],

@@ -21,8 +21,9 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
             "--size", "64")
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "Materialized:     data_root, phenikaa_raw, rsna_raw, spider_raw" in first.stdout
-    assert "Asset checks:     3/3 passed" in first.stdout
+    assert ("Materialized:     data_root, phenikaa_patients, phenikaa_raw, phenikaa_report, phenikaa_report_table, "
+            "rsna_raw, spider_raw") in first.stdout
+    assert "Asset checks:     7/7 passed" in first.stdout
     assert "Synthetic data:   written" in first.stdout
     assert (tmp_path / "data/truth/spider.json").is_file()
     assert f"DAGSTER_HOME={tmp_path / 'dh'}" in first.stdout
@@ -32,6 +33,7 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
     second = run_cli(*args, cwd=tmp_path)  # rerun: same outputs, one more materialization
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Synthetic data" not in second.stdout  # the existing data root is reused
+    assert "phenikaa_report," not in second.stdout  # and no report is read twice
     with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:
         records = instance.fetch_materializations(dg.AssetKey("data_root"), limit=10).records
         assert len(records) == 2

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
+from pydantic import Field
 
 from spine_lib.core.layout import DataLayout
+
+if TYPE_CHECKING:
+    from spine_lib.datasets.phenikaa import PreprocessConfig
 
 DATA_ROOT_ENV = "SPINE_DATA_ROOT"
 WEIGHTS_ENV = "SPINE_WEIGHTS"
@@ -29,6 +34,34 @@ def data_root_from_env() -> DataRoot:
     return DataRoot(root=os.environ.get(DATA_ROOT_ENV, "data"), weights=os.environ.get(WEIGHTS_ENV, "weights"))
 
 
+class PhenikaaSettings(dg.ConfigurableResource):
+    """How Phenikaa reports are read and matched (the flags of ``spine-vision dataset phenikaa``)."""
+
+    ocr_engine: str = "tesseract"
+    pdf_dpi: int = 200
+    report_fuzzy_threshold: int = 80
+    image_fuzzy_threshold: int = 85
+    image_export: str = "anonymized"
+    corrupted_ids: list[str] = Field(default_factory=list)
+
+    def preprocess_config(self, paths: DataRoot) -> PreprocessConfig:
+        from spine_lib.datasets.phenikaa import PreprocessConfig
+
+        layout = paths.layout
+        return PreprocessConfig.model_validate({
+            "data_path": layout.phenikaa,
+            "output_path": layout.classification,
+            "interim_path": layout.interim / "Phenikaa",
+            "ocr_engine": self.ocr_engine,
+            "pdf_dpi": self.pdf_dpi,
+            "report_fuzzy_threshold": self.report_fuzzy_threshold,
+            "image_fuzzy_threshold": self.image_fuzzy_threshold,
+            "image_export": self.image_export,
+            "corrupted_ids": self.corrupted_ids,
+            "use_gpu": False,
+        })
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"paths": data_root_from_env()})
+    return dg.Definitions(resources={"paths": data_root_from_env(), "phenikaa": PhenikaaSettings()})

@@ -1,4 +1,8 @@
-"""The ``spine-vision`` command: each subcommand builds one job config and calls one library function."""
+"""The ``spine-vision`` command: each subcommand builds one job config and calls one library function.
+
+``spine-vision demo``, ``spine-vision synth``, and grouped commands such as ``spine-vision dataset phenikaa``.
+Heavy libraries are imported by the handlers, so ``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ from loguru import logger
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.logging import setup_logger
+from spine_lib.datasets.phenikaa import PreprocessConfig
 from spine_lib.demo import DemoConfig, DemoResult, run_demo
 from spine_lib.errors import SpineVisionError
 from spine_lib.synthetic.config import SynthConfig
+
+Handler = Callable[[Any], None]
 
 
 def demo(config: DemoConfig) -> None:
@@ -39,24 +46,43 @@ def synth(config: SynthConfig) -> None:
     print(f"Ground truth:        {report.root / 'truth'}")
 
 
-#: subcommand name -> (config model, handler)
-COMMANDS: dict[str, tuple[type[BaseConfig], Callable[[Any], None]]] = {
+def dataset_phenikaa(config: PreprocessConfig) -> None:
+    from spine_lib.datasets.phenikaa import preprocess
+
+    report = preprocess(config)
+    for key, value in report.as_metadata().items():
+        print(f"{key:<22} {value}")
+    print(f"Dataset:  {config.output_path}")
+    print(f"Interim:  {config.interim_path} (report_fields.csv, matches.csv, rejects.csv)")
+
+
+#: subcommand name -> (config model, handler); groups hold their own subcommands.
+COMMANDS: dict[str, tuple[type[BaseConfig], Handler]] = {
     "demo": (DemoConfig, demo),
     "synth": (SynthConfig, synth),
+}
+GROUPS: dict[str, dict[str, tuple[type[BaseConfig], Handler]]] = {
+    "dataset": {"phenikaa": (PreprocessConfig, dataset_phenikaa)},
 }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line, set up logging, run the command; library errors exit 2 with one clear line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands, prog = COMMANDS, "spine-vision"
+    if args and args[0] in GROUPS:
+        commands, prog = GROUPS[args[0]], f"spine-vision {args[0]}"
+        args = args[1:]
+    groups = "; ".join(f"{g} ({', '.join(c)})" for g, c in GROUPS.items())
     config = tyro.extras.subcommand_cli_from_dict(
-        {name: model for name, (model, _) in COMMANDS.items()},
-        prog="spine-vision",
-        description="Spine Vision: lumbar spine MRI datasets, models and the Dagster asset graph.",
-        args=argv,
+        {name: model for name, (model, _) in commands.items()},
+        prog=prog,
+        description=f"Spine Vision: lumbar spine MRI datasets, models and the Dagster asset graph. Groups: {groups}.",
+        args=args,
         config=(tyro.conf.FlagCreatePairsOff,),
     )
     setup_logger(config.verbose, config.enable_file_log, config.log_path)
-    handler = next(h for model, h in COMMANDS.values() if type(config) is model)
+    handler = next(h for model, h in commands.values() if type(config) is model)
     try:
         handler(config)
     except SpineVisionError as error:

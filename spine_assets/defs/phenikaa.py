@@ -1,0 +1,159 @@
+"""Phenikaa reports, one dynamic partition per report file, and the patients they identify.
+
+A sensor watches the reports inbox and adds a partition (and a run) per new or changed file; the report table
+and the patient matching update automatically after reports are read, and a nightly schedule re-matches
+everything (new image folders may have arrived). Metadata carries counts and initials, never full names.
+"""
+
+import json
+from collections.abc import Iterator
+
+import dagster as dg
+
+from spine_assets.defs.raw_sources import phenikaa_raw
+from spine_assets.defs.resources import DataRoot, PhenikaaSettings
+
+REPORTS_PARTITION = "phenikaa_reports"
+reports_partitions = dg.DynamicPartitionsDefinition(name=REPORTS_PARTITION)
+SENSOR_CHUNK = 500  # partitions added per tick: a 10,000-file inbox never times out a tick
+MIN_FIELD_COMPLETENESS = 0.9
+MIN_MATCH_RATE = 0.9
+
+
+@dg.asset(partitions_def=reports_partitions, group_name="phenikaa", deps=[phenikaa_raw], kinds={"ocr"})
+def phenikaa_report(
+    context: dg.AssetExecutionContext, paths: DataRoot, phenikaa: PhenikaaSettings
+) -> dg.MaterializeResult:
+    """One report read by OCR (or its PDF text layer): patient ID, name, birthday, exam date."""
+    from spine_lib.datasets.phenikaa import (
+        make_extractor,
+        masked_name,
+        read_report,
+        resolve_report_key,
+        save_report_fields,
+    )
+
+    config = phenikaa.preprocess_config(paths)
+    path = resolve_report_key(config.reports_path, context.partition_key)
+    if path is None:  # the file left the inbox; its old record (if any) no longer counts
+        return dg.MaterializeResult(metadata={"status": "missing", "reason": "report file is no longer in the inbox"})
+    fields = read_report(path, make_extractor(config), config.report_fuzzy_threshold)
+    save_report_fields(fields, config.interim_path)
+    return dg.MaterializeResult(metadata={
+        "status": fields.status,
+        "reason": fields.reason,
+        "report_format": fields.report_format,
+        "patient_id": fields.patient_id or "",
+        "name_initials": masked_name(fields.patient_name),
+        "has_birthday": fields.birthday is not None,
+        "ocr_seconds": round(fields.ocr_seconds, 3),
+    })
+
+
+@dg.asset(group_name="phenikaa", deps=[phenikaa_report], automation_condition=dg.AutomationCondition.eager())
+def phenikaa_report_table(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.MaterializeResult:
+    """All reports read so far, one row each (report_fields.csv in the interim folder, PHI stays there)."""
+    from spine_lib.datasets.phenikaa import REPORT_FIELD_COLUMNS, load_report_fields, masked_name
+    from spine_lib.io.writers import write_records_csv
+
+    config = phenikaa.preprocess_config(paths)
+    records = load_report_fields(config.interim_path, config.reports_path)
+    rows = [vars(r) for r in records]
+    write_records_csv(rows, config.interim_path / "report_fields.csv",
+                      columns=[*REPORT_FIELD_COLUMNS, "ocr_seconds", "source_mtime_ns", "source_size"])
+    ok = sum(r.status == "ok" for r in records)
+    preview = "\n".join(
+        ["| report | format | patient_id | initials | status |", "|---|---|---|---|---|"]
+        + [f"| {i} | {r.report_format} | {r.patient_id or ''} | {masked_name(r.patient_name)} | {r.status} |"
+           for i, r in enumerate(records[:10])]
+    )
+    return dg.MaterializeResult(metadata={
+        "reports": len(records),
+        "complete": ok,
+        "field_completeness": round(ok / len(records), 4) if records else 0.0,
+        "preview": dg.MetadataValue.md(preview),
+    })
+
+
+@dg.asset(
+    group_name="phenikaa",
+    deps=[phenikaa_report_table, phenikaa_raw],
+    automation_condition=dg.AutomationCondition.eager(),
+    kinds={"csv"},
+)
+def phenikaa_patients(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.MaterializeResult:
+    """Reports matched to image folders and label tables: images/<patient_id>/ and radiological_labels.csv."""
+    from spine_lib.datasets.phenikaa import match_patients
+
+    report = match_patients(phenikaa.preprocess_config(paths))
+    return dg.MaterializeResult(metadata={
+        **report.as_metadata(),
+        "dataset": dg.MetadataValue.path(str(paths.layout.classification)),
+    })
+
+
+@dg.asset_check(asset=phenikaa_report_table, description=f"At least {MIN_FIELD_COMPLETENESS:.0%} of reports give ID, name and birthday.")
+def phenikaa_field_completeness(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.AssetCheckResult:
+    from spine_lib.datasets.phenikaa import load_report_fields
+
+    config = phenikaa.preprocess_config(paths)
+    records = load_report_fields(config.interim_path, config.reports_path)
+    rate = sum(r.status == "ok" for r in records) / len(records) if records else 0.0
+    return dg.AssetCheckResult(passed=rate >= MIN_FIELD_COMPLETENESS, metadata={"rate": round(rate, 4), "reports": len(records)})
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec("phenikaa_match_rate", asset=phenikaa_patients,
+                          description=f"At least {MIN_MATCH_RATE:.0%} of complete reports are matched."),
+        dg.AssetCheckSpec("phenikaa_one_folder_per_patient", asset=phenikaa_patients,
+                          description="No patient ID matched to two folders, no folder to two patients."),
+        dg.AssetCheckSpec("phenikaa_labels_for_matched", asset=phenikaa_patients,
+                          description="Every matched patient has label rows."),
+    ]
+)
+def phenikaa_patient_checks(paths: DataRoot, phenikaa: PhenikaaSettings) -> Iterator[dg.AssetCheckResult]:
+    from spine_lib.datasets.phenikaa import matching_quality
+
+    config = phenikaa.preprocess_config(paths)
+    quality = matching_quality(config)
+    yield dg.AssetCheckResult(check_name="phenikaa_match_rate", passed=quality.match_rate >= MIN_MATCH_RATE,
+                              metadata={"match_rate": round(quality.match_rate, 4), "matched": quality.matched})
+    yield dg.AssetCheckResult(check_name="phenikaa_one_folder_per_patient", passed=not quality.duplicated,
+                              metadata={"duplicates": len(quality.duplicated)})
+    yield dg.AssetCheckResult(check_name="phenikaa_labels_for_matched", passed=not quality.without_labels,
+                              metadata={"matched_without_labels": len(quality.without_labels)})
+
+
+phenikaa_report_job = dg.define_asset_job("phenikaa_report_job", selection=[phenikaa_report])
+phenikaa_rematch_job = dg.define_asset_job("phenikaa_rematch_job", selection=[phenikaa_report_table, phenikaa_patients])
+phenikaa_nightly = dg.ScheduleDefinition(name="phenikaa_nightly_rematch", job=phenikaa_rematch_job, cron_schedule="0 2 * * *")
+
+
+@dg.sensor(job=phenikaa_report_job, minimum_interval_seconds=30)
+def phenikaa_reports_sensor(context: dg.SensorEvaluationContext, paths: DataRoot) -> dg.SensorResult:
+    """New or changed files in the reports inbox -> a partition each and a run per file version."""
+    from spine_lib.datasets.phenikaa import inbox_changes, report_partition_key
+
+    reports = paths.layout.phenikaa_reports
+    if not reports.is_dir():
+        return dg.SensorResult(skip_reason=f"no reports inbox at {reports}")
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}  # partition key -> signature
+    chunk, waiting = inbox_changes(reports, seen, SENSOR_CHUNK, key=report_partition_key)
+    if not chunk:
+        return dg.SensorResult(skip_reason="no new or changed reports")
+    known = set(context.instance.get_dynamic_partitions(REPORTS_PARTITION))
+    keyed = [(report_partition_key(name), signature) for name, signature in chunk]  # no patient names in Dagster
+    new_keys = [key for key, _ in keyed if key not in known]
+    seen.update(keyed)  # the cursor lives in the instance: keyed by pseudonyms, never by patient names
+    context.log.info(f"{len(chunk)} new or changed reports, {waiting} waiting for the next tick")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=key, run_key=f"{key}:{signature}") for key, signature in keyed],
+        dynamic_partitions_requests=[reports_partitions.build_add_request(new_keys)] if new_keys else [],
+        cursor=json.dumps(seen, sort_keys=True),
+    )
+
+
+everything_but_reports = dg.define_asset_job(
+    "everything_but_reports", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(phenikaa_report)
+)
