@@ -61,6 +61,7 @@ class PreprocessConfig(BaseConfig):
     report_fuzzy_threshold: Annotated[int, tyro.conf.arg(help="Field-label matching threshold.")] = 80
     image_fuzzy_threshold: Annotated[int, tyro.conf.arg(help="Folder-name matching threshold.")] = 85
     pdf_dpi: Annotated[int, tyro.conf.arg(help="DPI for rendering image-only PDF pages.")] = 200
+    workers: Annotated[int, tyro.conf.arg(help="Processes reading reports in parallel.")] = max(1, os.cpu_count() or 1)
     exam_date_tolerance_days: Annotated[
         int | None, tyro.conf.arg(help="A folder whose exam date is further than this from the report's is never matched.")
     ] = 3
@@ -198,20 +199,47 @@ def report_files(reports: Path) -> list[Path]:
 
 
 def process_reports(config: PreprocessConfig, only_new: bool = True) -> list[ReportFields]:
-    """Read every report of the inbox not yet read (or changed since), storing each record."""
-    extractor = make_extractor(config)
+    """Read every report of the inbox not yet read (or changed since), storing each record.
+
+    ``config.workers`` processes read reports in parallel (OCR is CPU-bound and single-threaded per page).
+    """
     done = {r.report_file: r for r in load_report_fields(config.interim_path)}
-    results = []
+    results: dict[str, ReportFields] = {}
+    todo: list[Path] = []
     for path in report_files(config.reports_path):
         stat = path.stat()
         previous = done.get(path.name)
         if only_new and previous and (previous.source_mtime_ns, previous.source_size) == (stat.st_mtime_ns, stat.st_size):
-            results.append(previous)
-            continue
-        fields = read_report(path, extractor, config.report_fuzzy_threshold)
-        save_report_fields(fields, config.interim_path)
-        results.append(fields)
-    return results
+            results[path.name] = previous
+        else:
+            todo.append(path)
+    if config.workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            for fields in pool.map(read_and_save_report, todo, [config] * len(todo), chunksize=4):
+                results[fields.report_file] = fields
+    else:
+        extractor = make_extractor(config) if todo else None
+        for path in todo:
+            assert extractor is not None
+            fields = read_report(path, extractor, config.report_fuzzy_threshold)
+            save_report_fields(fields, config.interim_path)
+            results[path.name] = fields
+    return [results[name] for name in sorted(results)]
+
+
+_WORKER_EXTRACTORS: dict[str, DocumentExtractor] = {}
+
+
+def read_and_save_report(path: Path, config: PreprocessConfig) -> ReportFields:
+    """One report read and stored, in a worker process (the extractor is built once per process)."""
+    key = config.ocr_engine
+    if key not in _WORKER_EXTRACTORS:
+        _WORKER_EXTRACTORS[key] = make_extractor(config)
+    fields = read_report(path, _WORKER_EXTRACTORS[key], config.report_fuzzy_threshold)
+    save_report_fields(fields, config.interim_path)
+    return fields
 
 
 @dataclass
