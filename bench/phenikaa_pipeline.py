@@ -81,6 +81,13 @@ def matching_table(config: PreprocessConfig, truth: dict[str, dict[str, str]]) -
     print("| reports | matched right | matched wrong | not matched | precision | recall |")
     print("|---|---|---|---|---|---|")
     print(f"| {total} | {right} | {wrong} | {total - right - wrong} | {precision:.2%} | {right / total:.2%} |")
+    reasons: dict[str, int] = {}
+    for m in matches:
+        if m["status"] != "matched":
+            kind = f"{m['status']}: {m['reason'].split('(')[0].split(':')[0].strip()}"
+            reasons[kind] = reasons.get(kind, 0) + 1
+    for kind, count in sorted(reasons.items()):
+        print(f"- {count} x {kind}")
 
 
 def incremental(data: Path, work: Path, processed: int, new_report: Path) -> float:

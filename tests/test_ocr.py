@@ -417,3 +417,23 @@ def test_crop_polygon_undoes_a_rotation() -> None:
     inner = (slice(2, -2), slice(2, -2))  # the outermost pixels mix with the white background
     error = np.abs(crop[inner].astype(np.int16) - pattern[inner].astype(np.int16))
     assert error.mean() < 4 and np.percentile(error, 99) < 25, (error.mean(), error.max())
+
+
+def test_last_line_band_reads_only_the_date_line(
+    extractor: DocumentExtractor, docs: dict[str, Path], lines: list[str]
+) -> None:
+    for kind in ("clean", "scanned"):
+        document = extractor.extract(docs[kind], region="last_line")
+        assert len(document.lines) == 1, (kind, [line.text for line in document.lines])
+        assert " ".join(document.lines[0].text.split()) == lines[-1]  # "Hà Nội, ngày DD tháng MM năm YYYY"
+        assert document.lines[0].box[1] > 0.5 * Image.open(docs[kind]).height
+
+
+def test_last_text_band_of_a_blank_page_is_none() -> None:
+    from spine_lib.ocr.document import last_text_band
+
+    assert last_text_band(Image.new("L", (400, 600), 255)) is None
+    page = Image.new("L", (400, 600), 255)
+    page.paste(0, (50, 500, 350, 512))  # one dark bar standing in for a line of text
+    band = last_text_band(page)
+    assert band is not None and band[0] < 500 / 600 < 512 / 600 < band[1] and band[1] - band[0] < 0.05

@@ -70,6 +70,7 @@ def test_fields_match_the_truth(phenikaa_run: tuple[PreprocessConfig, PhenikaaRe
         assert record.status == "ok", (name, record.reason)
         assert record.patient_id == patient["patient_id"]
         assert record.birthday == patient["birthday"]
+        assert record.exam_date == patient["exam_date"]  # PNGs: read from the report's last line
         assert record.patient_name is not None
         assert ascii_name(record.patient_name) == ascii_name(patient["full_name"])
 

@@ -39,7 +39,7 @@ REPORT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pdf")
 NAME_LABEL = "Họ tên người bệnh"
 BIRTHDAY_LABEL = "Ngày sinh"
 ID_LABEL = "Số phiếu"
-FIELDS_REGION = (0.0, 0.3)  # the patient fields sit in the top of the page: OCR that band first
+FIELDS_REGION = (0.1, 0.27)  # the patient fields sit below the hospital header: OCR that band first
 REPORT_FIELD_COLUMNS = [
     "report_file", "report_format", "patient_id", "patient_name", "birthday", "exam_date", "status", "reason",
 ]
@@ -151,6 +151,14 @@ def read_report(path: Path, extractor: DocumentExtractor, threshold: float = 80)
     fields.patient_name = (name or "").strip() or named.name
     birthday = parse_birthday(birthday_text)
     exam = named.exam_date or parse_exam_date_line(lines)
+    if exam is None and document.source == "ocr":
+        # The date line closes the report: read just the last line of text rather than the whole page.
+        try:
+            tail = extractor.extract(path, region="last_line", first_page_only=True)
+            exam = parse_exam_date_line([line.text for line in tail.lines])
+        except SpineVisionError:
+            exam = None
+        fields.ocr_seconds = time.perf_counter() - start
     fields.birthday = birthday.isoformat() if birthday else None
     fields.exam_date = exam.isoformat() if exam else None
     if not lines:

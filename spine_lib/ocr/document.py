@@ -14,7 +14,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image, ImageSequence
 
@@ -29,6 +31,11 @@ PDF_SUFFIXES: frozenset[str] = frozenset({".pdf"})
 TEXT_LAYER = "text_layer"
 OCR = "ocr"
 MIXED = "mixed"
+
+
+LAST_LINE = "last_line"
+#: A band of the page to OCR: (top, bottom) fractions, "last_line" (found from the ink), or None (everything).
+Region = tuple[float, float] | Literal["last_line"] | None
 
 
 @dataclass
@@ -73,7 +80,7 @@ class DocumentExtractor:
         return self._engine
 
     def extract(
-        self, path: Path, region: tuple[float, float] | None = None, first_page_only: bool = False
+        self, path: Path, region: Region = None, first_page_only: bool = False
     ) -> DocumentText:
         """The lines of the document at ``path``.
 
@@ -106,7 +113,7 @@ class DocumentExtractor:
 
     # ------------------------------------------------------------------------------------------- images
     def _read_image(
-        self, path: Path, region: tuple[float, float] | None, first_page_only: bool
+        self, path: Path, region: Region, first_page_only: bool
     ) -> tuple[list[TextLine], set[str], int]:
         lines: list[TextLine] = []
         pages = 0
@@ -119,7 +126,7 @@ class DocumentExtractor:
 
     # ------------------------------------------------------------------------------------------- PDFs
     def _read_pdf(
-        self, path: Path, region: tuple[float, float] | None, first_page_only: bool
+        self, path: Path, region: Region, first_page_only: bool
     ) -> tuple[list[TextLine], set[str], int]:
         try:
             document = pdfium.PdfDocument(path)
@@ -163,9 +170,13 @@ class DocumentExtractor:
             document.close()
 
     # ------------------------------------------------------------------------------------------- OCR
-    def _ocr_page(self, image: Image.Image, page: int, region: tuple[float, float] | None) -> list[TextLine]:
+    def _ocr_page(self, image: Image.Image, page: int, region: Region) -> list[TextLine]:
         """OCR of one page (or of its ``region`` band), boxes in full-page coordinates."""
         top = 0
+        if region == LAST_LINE:
+            region = last_text_band(image)
+            if region is None:
+                return []
         if region is not None:
             top = round(region[0] * image.height)
             bottom = round(region[1] * image.height)
@@ -178,13 +189,37 @@ class DocumentExtractor:
         ]
 
 
+def last_text_band(image: Image.Image, margin: float = 0.004) -> tuple[float, float] | None:
+    """The band (fractions of the page height) around the bottom-most line of text, found from the ink.
+
+    Rows holding more dark pixels than scan noise does are text rows; the last run of them (gaps of a few rows
+    inside a line are bridged) is the last line. Reading only it costs a tenth of a page's OCR.
+    """
+    ink = np.asarray(image.convert("L").reduce(2)) < 110
+    rows = ink.sum(axis=1) > max(4, 0.004 * ink.shape[1])
+    indices = np.flatnonzero(rows)
+    if indices.size == 0:
+        return None
+    end = int(indices[-1])
+    start = end
+    gap_limit = max(3, ink.shape[0] // 300)
+    for i in indices[::-1][1:]:
+        if start - int(i) > gap_limit:
+            break
+        start = int(i)
+    height = ink.shape[0]
+    top = max(0.0, start / height - margin)
+    bottom = min(1.0, (end + 1) / height + margin)
+    return (top, bottom) if bottom > top else None
+
+
 def _shift(box: tuple[int, int, int, int], dy: int) -> tuple[int, int, int, int]:
     """``box`` moved down by ``dy`` pixels (NO_BOX stays NO_BOX)."""
     return box if box == NO_BOX else (box[0], box[1] + dy, box[2], box[3] + dy)
 
 
-def _check_region(region: tuple[float, float] | None) -> None:
-    if region is None:
+def _check_region(region: Region) -> None:
+    if region is None or region == LAST_LINE:
         return
     top, bottom = region
     if not 0.0 <= top < bottom <= 1.0:
