@@ -107,6 +107,68 @@ def _paddle_device(device: str) -> str:
     return device
 
 
+class VietOCRRecognizer:
+    """VietOCR ``vgg_transformer`` recognition of line crops, from a config kept in the repo and local weights."""
+
+    def __init__(self, rec_weights: Path, config_path: Path | None = None, device: str = "cpu") -> None:
+        rec_weights = Path(rec_weights)
+        config_path = Path(config_path) if config_path is not None else DEFAULT_CONFIG
+        if not rec_weights.is_file():
+            raise OCRUnavailableError(rec_weights, "VietOCR weights not found: put the vgg_transformer .pth there")
+        config = load_vietocr_config(config_path)
+        try:
+            from vietocr.tool.config import Cfg  # pyright: ignore[reportMissingImports]
+            from vietocr.tool.predictor import Predictor  # pyright: ignore[reportMissingImports]
+        except ImportError as error:
+            raise OCRUnavailableError(
+                "VietOCRRecognizer", f"cannot import {error.name or error} ({error}); {INSTALL_HINT}"
+            ) from None
+        config["weights"] = str(rec_weights)
+        config["device"] = device
+        config.setdefault("cnn", {})["pretrained"] = False
+        try:
+            self._predictor: Any = Predictor(Cfg(config))
+        except (RuntimeError, OSError, KeyError, ValueError) as error:  # e.g. weights of another architecture
+            raise OCRUnavailableError(rec_weights, f"cannot load the VietOCR weights ({error})") from None
+        self.device = device
+
+    def recognize(self, crops: list[Image.Image]) -> list[tuple[str, float]]:
+        """Text and mean character probability (0..1) of each line crop, in order."""
+        if not crops:
+            return []
+        texts, probs = self._predictor.predict_batch([c.convert("RGB") for c in crops], return_prob=True)
+        out = []
+        for text, prob in zip(texts, probs, strict=True):
+            confidence = float(prob) if np.isfinite(prob) else 0.0
+            out.append((" ".join(str(text).split()), min(max(confidence, 0.0), 1.0)))
+        return out
+
+
+def load_vietocr_config(config_path: Path) -> dict[str, Any]:
+    """The VietOCR configuration YAML kept in the repo (never fetched from the internet)."""
+    if not config_path.is_file():
+        raise ConfigError(config_path, "VietOCR configuration file not found")
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(config_path, f"cannot read the VietOCR configuration ({error})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(config_path, "the VietOCR configuration must be a YAML mapping")
+    return config
+
+
+def build_vietocr_model(config_path: Path | None = None) -> Any:
+    """A VietOCR model built from the repo's config, with random weights (``torch.save(m.state_dict())``)."""
+    from vietocr.tool.config import Cfg  # pyright: ignore[reportMissingImports]
+    from vietocr.tool.translate import build_model  # pyright: ignore[reportMissingImports]
+
+    config = load_vietocr_config(Path(config_path) if config_path is not None else DEFAULT_CONFIG)
+    config.setdefault("cnn", {})["pretrained"] = False
+    config["device"] = "cpu"
+    model, _vocab = build_model(Cfg(config))
+    return model
+
+
 class PaddleVietOCREngine:
     """PaddleOCR text detection and VietOCR recognition of each detected line, fully offline.
 
@@ -124,26 +186,13 @@ class PaddleVietOCREngine:
         problems = _missing_models(det_model_dir, rec_weights)
         if problems:
             raise OCRUnavailableError("PaddleVietOCREngine", "; ".join(problems))
-        if not config_path.is_file():
-            raise ConfigError(config_path, "VietOCR configuration file not found")
-        try:
-            config: dict[str, Any] = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(config_path, f"cannot read the VietOCR configuration ({error})") from None
-
         os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")  # no model-host probing
         try:
             from paddleocr import TextDetection  # pyright: ignore[reportMissingImports]
-            from vietocr.tool.config import Cfg  # pyright: ignore[reportMissingImports]
-            from vietocr.tool.predictor import Predictor  # pyright: ignore[reportMissingImports]
         except ImportError as error:
             raise OCRUnavailableError(
                 "PaddleVietOCREngine", f"cannot import {error.name or error} ({error}); {INSTALL_HINT}"
             ) from None
-
-        config["weights"] = str(rec_weights)
-        config["device"] = device
-        config.setdefault("cnn", {})["pretrained"] = False
         self.det_model_name = _det_model_name(det_model_dir)
         try:
             self._detector: Any = TextDetection(
@@ -153,10 +202,7 @@ class PaddleVietOCREngine:
             raise OCRUnavailableError(
                 det_model_dir, f"cannot load the PaddleOCR detection model ({error})"
             ) from None
-        try:
-            self._recognizer: Any = Predictor(Cfg(config))
-        except (RuntimeError, OSError, KeyError, ValueError) as error:  # e.g. weights of another architecture
-            raise OCRUnavailableError(rec_weights, f"cannot load the VietOCR weights ({error})") from None
+        self._recognizer = VietOCRRecognizer(rec_weights, config_path, device)
         self.device = device
         self.name = f"paddle-{self.det_model_name}+vietocr-vgg_transformer"
 
@@ -175,20 +221,11 @@ class PaddleVietOCREngine:
         if not polygons:
             return []
         crops = [Image.fromarray(crop_polygon(rgb, poly)) for poly in polygons]
-        texts, probs = self._recognizer.predict_batch(crops, return_prob=True)
         lines: list[TextLine] = []
-        for poly, text, prob in zip(polygons, texts, probs, strict=True):
-            text = " ".join(str(text).split())
+        for poly, (text, confidence) in zip(polygons, self._recognizer.recognize(crops), strict=True):
             if not text:
                 continue
             x0, y0 = np.floor(poly.min(axis=0)).astype(int)
             x1, y1 = np.ceil(poly.max(axis=0)).astype(int)
-            confidence = float(prob) if np.isfinite(prob) else 0.0
-            lines.append(
-                TextLine(
-                    text=text,
-                    box=(int(x0), int(y0), int(x1), int(y1)),
-                    confidence=min(max(confidence, 0.0), 1.0),
-                )
-            )
+            lines.append(TextLine(text=text, box=(int(x0), int(y0), int(x1), int(y1)), confidence=confidence))
         return reading_order(lines)
