@@ -70,3 +70,24 @@ def test_synth_command_writes_the_three_sources(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "root/truth").iterdir()) == [
         "phenikaa.json", "rsna.json", "spider.json", "synthetic.json",
     ]
+
+
+def test_dataset_phenikaa_command(synthetic_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(synthetic_root / "raw/Phenikaa", tmp_path / "Phenikaa")
+    result = run_cli("dataset", "phenikaa", "--data-path", "Phenikaa", "--output-path", "out", "--interim-path",
+                     "interim", "--corrupted-ids", "25001", "--image-export", "hardlink", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "matched                6" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "interim").iterdir()) == [
+        "matches.csv", "rejects.csv", "report_fields.csv", "reports",
+    ]
+    first = next((tmp_path / "out/images").rglob("*.dcm"))
+    assert first.stat().st_nlink == 2  # hard-linked to the hospital's file
+
+
+def test_dataset_phenikaa_reports_a_missing_inbox(tmp_path: Path) -> None:
+    result = run_cli("dataset", "phenikaa", "--data-path", "nowhere", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nowhere/reports: reports folder does not exist" in result.stderr

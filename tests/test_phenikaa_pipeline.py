@@ -53,6 +53,20 @@ def phenikaa_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory)
     (data / "reports/TRAN_VAN_A_20250101.pdf").write_bytes(b"%PDF-1.4 garbage")  # a corrupt PDF
     (data / "images/not a patient folder").mkdir()
     truth = read_truth(synthetic_root, "phenikaa")
+    # Reports that say too little: no name line (ID-named scan), a birthday no calendar has (text-layer PDF).
+    import numpy as np
+
+    from spine_lib.synthetic.people import make_patients
+    from spine_lib.synthetic.reports import render_report_pdf, render_report_png, report_lines
+
+    stranger = make_patients(1, np.random.default_rng(99))[0]
+    normal = {lv: {"pfirrmann": 2} for lv in ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")}
+    lines = report_lines(stranger, normal)
+    render_report_png([line for line in lines if not line.startswith("Họ tên")], data / "reports/250077777.png",
+                      scanned=False, rng=np.random.default_rng(1))
+    bad_birthday = [("Ngày sinh: 31/02/19x7" if line.startswith("Ngày sinh") else line) for line in lines]
+    render_report_pdf(bad_birthday, data / "reports/LE_VAN_TAM_20250101.pdf", text_layer=True,
+                      rng=np.random.default_rng(2))
     config = PreprocessConfig(
         data_path=data, output_path=work / "processed/classification", interim_path=work / "interim/Phenikaa",
         corrupted_ids=truth["corrupted_ids"],
@@ -88,6 +102,8 @@ def test_every_report_ends_matched_or_rejected(phenikaa_run: tuple[PreprocessCon
     assert reasons["TRAN_VAN_A_20250101.pdf"].startswith("unreadable")
     assert "blank.png" in reasons
     assert "not a patient folder" in reasons
+    assert reasons["250077777.png"] == "no patient name in the report"
+    assert reasons["LE_VAN_TAM_20250101.pdf"] == "unparsable birthday"
 
 
 def test_patients_matched_to_their_true_folder(phenikaa_run: tuple[PreprocessConfig, PhenikaaReport],
