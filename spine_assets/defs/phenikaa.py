@@ -127,10 +127,15 @@ def phenikaa_patient_checks(paths: DataRoot, phenikaa: PhenikaaSettings) -> Iter
 
 phenikaa_report_job = dg.define_asset_job("phenikaa_report_job", selection=[phenikaa_report])
 phenikaa_rematch_job = dg.define_asset_job("phenikaa_rematch_job", selection=[phenikaa_report_table, phenikaa_patients])
-phenikaa_nightly = dg.ScheduleDefinition(name="phenikaa_nightly_rematch", job=phenikaa_rematch_job, cron_schedule="0 2 * * *")
+phenikaa_nightly = dg.ScheduleDefinition(
+    name="phenikaa_nightly_rematch",
+    job=phenikaa_rematch_job,
+    cron_schedule="0 2 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
 
 
-@dg.sensor(job=phenikaa_report_job, minimum_interval_seconds=30)
+@dg.sensor(job=phenikaa_report_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def phenikaa_reports_sensor(context: dg.SensorEvaluationContext, paths: DataRoot) -> dg.SensorResult:
     """New or changed files in the reports inbox -> a partition each and a run per file version."""
     from spine_lib.datasets.phenikaa import inbox_changes, report_partition_key
