@@ -162,7 +162,8 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, recursive: bo
     else:
         chosen = max(found, key=lambda s: (s.num_slices, s.uid))
         if len(found) > 1:
-            logger.debug("{}: {} series, reading {} ({} slices)", folder, len(found), chosen.uid, chosen.num_slices)
+            # no folder path in the log line: hospital folders are named after the patient
+            logger.debug("{} series found, reading {} ({} slices)", len(found), chosen.uid, chosen.num_slices)
     return execute_series_reader(chosen.folder, [str(f) for f in chosen.files], chosen.uid)
 
 
