@@ -53,25 +53,17 @@ def phenikaa_report(
 @dg.asset(group_name="phenikaa", deps=[phenikaa_report], automation_condition=dg.AutomationCondition.eager())
 def phenikaa_report_table(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.MaterializeResult:
     """All reports read so far, one row each (report_fields.csv in the interim folder, PHI stays there)."""
-    from spine_lib.datasets.phenikaa import REPORT_FIELD_COLUMNS, load_report_fields, masked_name
-    from spine_lib.io.writers import write_records_csv
+    from spine_lib.datasets.phenikaa import load_report_fields, report_table_preview, write_report_table
 
     config = phenikaa.preprocess_config(paths)
     records = load_report_fields(config.interim_path, config.reports_path)
-    rows = [vars(r) for r in records]
-    write_records_csv(rows, config.interim_path / "report_fields.csv",
-                      columns=[*REPORT_FIELD_COLUMNS, "ocr_seconds", "source_mtime_ns", "source_size"])
+    write_report_table(records, config.interim_path)
     ok = sum(r.status == "ok" for r in records)
-    preview = "\n".join(
-        ["| report | format | patient_id | initials | status |", "|---|---|---|---|---|"]
-        + [f"| {i} | {r.report_format} | {r.patient_id or ''} | {masked_name(r.patient_name)} | {r.status} |"
-           for i, r in enumerate(records[:10])]
-    )
     return dg.MaterializeResult(metadata={
         "reports": len(records),
         "complete": ok,
         "field_completeness": round(ok / len(records), 4) if records else 0.0,
-        "preview": dg.MetadataValue.md(preview),
+        "preview": dg.MetadataValue.md(report_table_preview(records)),
     })
 
 

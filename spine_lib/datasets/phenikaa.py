@@ -206,6 +206,22 @@ def report_files(reports: Path) -> list[Path]:
     return sorted(p for p in reports.iterdir() if p.is_file() and p.suffix.lower() in REPORT_SUFFIXES)
 
 
+def write_report_table(records: list[ReportFields], interim: Path) -> Path:
+    """All stored report records as ``<interim>/report_fields.csv`` (one row per report; PHI stays there)."""
+    path = interim / "report_fields.csv"
+    write_records_csv([asdict(r) for r in records], path,
+                      columns=[*REPORT_FIELD_COLUMNS, "ocr_seconds", "source_mtime_ns", "source_size"])
+    return path
+
+
+def report_table_preview(records: list[ReportFields], rows: int = 10) -> str:
+    """A markdown preview of the report table without names: format, patient ID, initials, status."""
+    lines = ["| report | format | patient_id | initials | status |", "|---|---|---|---|---|"]
+    lines += [f"| {i} | {r.report_format} | {r.patient_id or ''} | {masked_name(r.patient_name)} | {r.status} |"
+              for i, r in enumerate(records[:rows])]
+    return "\n".join(lines)
+
+
 def process_reports(config: PreprocessConfig, only_new: bool = True) -> list[ReportFields]:
     """Read every report of the inbox not yet read (or changed since), storing each record.
 
@@ -333,8 +349,7 @@ def match_patients(config: PreprocessConfig) -> PhenikaaReport:
     exported = export_images(matched_folders, config.output_path / "images", config.image_export)
     label_columns = ["patient_id", "level", *[c for c in tables.data.columns if c != "patient_id"]]
     write_records_csv(labels, config.output_path / "radiological_labels.csv", columns=label_columns)
-    write_records_csv([asdict(r) for r in records], config.interim_path / "report_fields.csv",
-                      columns=[*REPORT_FIELD_COLUMNS, "ocr_seconds", "source_mtime_ns", "source_size"])
+    write_report_table(records, config.interim_path)
     write_records_csv(matches, config.interim_path / "matches.csv", columns=MATCH_COLUMNS)
     write_records_csv(rejects, config.interim_path / "rejects.csv", columns=REJECT_COLUMNS)
     by_stage: dict[str, int] = {}
