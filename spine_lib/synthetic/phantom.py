@@ -11,7 +11,7 @@ physical points can be rendered (sagittal series, axial series), so every view o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -104,17 +104,18 @@ class Block:
 
 @dataclass(frozen=True)
 class SpineAnatomy:
-    """One subject's spine: the blocks of the chain and the grades of each disc (keyed by level)."""
+    """One subject's spine: the blocks of the chain and the grades of each disc (keyed by level).
+
+    Coordinates are placed so that the centre of the L3 body is the sagittal origin (u = v = 0).
+    """
 
     grades: dict[str, DiscGrades]
     vertebrae: dict[str, Block]
     discs: dict[str, Block]
     canal_depth: float
     scale: float
-    center: tuple[float, float]  # (u, v) of the L3 body: the anatomy's reference point
     herniation_depth: float = 5.0
     bulge: float = 2.5
-    extra: dict[str, float] = field(default_factory=dict)
 
     # truth points -----------------------------------------------------------------------------
     def disc_center(self, level: str) -> tuple[float, float, float]:
@@ -241,7 +242,6 @@ def build_anatomy(
         discs=discs,
         canal_depth=canal_depth,
         scale=scale,
-        center=(0.0, 0.0),
         herniation_depth=5.5 * scale,
         bulge=2.5 * scale,
     )
