@@ -12,10 +12,13 @@ from pydantic import Field
 from spine_lib.core.layout import DataLayout
 
 if TYPE_CHECKING:
+    from spine_lib.core.device import DeviceChoice
     from spine_lib.datasets.phenikaa import PreprocessConfig
 
 DATA_ROOT_ENV = "SPINE_DATA_ROOT"
 WEIGHTS_ENV = "SPINE_WEIGHTS"
+DEVICE_ENV = "SPINE_DEVICE"
+TRACKING_ENV = "SPINE_TRACKING"
 
 
 class DataRoot(dg.ConfigurableResource):
@@ -62,6 +65,35 @@ class PhenikaaSettings(dg.ConfigurableResource):
         })
 
 
+class TorchDevice(dg.ConfigurableResource):
+    """The torch device of training and inference assets: ``auto`` (the visible CUDA device with the most free
+    memory, else CPU), ``cpu``, ``cuda`` or ``cuda:N``. Mixed precision applies on CUDA only."""
+
+    device: str = "auto"
+    mixed_precision: bool = True
+
+    def choice(self) -> DeviceChoice:
+        from spine_lib.core.device import select_device
+
+        return select_device(self.device, mixed_precision=self.mixed_precision)
+
+
+class ExperimentTracking(dg.ConfigurableResource):
+    """Where training runs are logged besides their own folder: wandb ``disabled``, ``offline`` or ``online``."""
+
+    mode: str = "disabled"
+    project: str = "spine-vision"
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "disabled"
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"paths": data_root_from_env(), "phenikaa": PhenikaaSettings()})
+    return dg.Definitions(resources={
+        "paths": data_root_from_env(),
+        "phenikaa": PhenikaaSettings(),
+        "torch_device": TorchDevice(device=os.environ.get(DEVICE_ENV, "auto")),
+        "tracking": ExperimentTracking(mode=os.environ.get(TRACKING_ENV, "disabled")),
+    })
