@@ -4,6 +4,7 @@
 <root>/raw/Phenikaa/{reports/, images/, tables/}     reports arrive in reports/ (the inbox)
 <root>/raw/SPIDER/{images/, masks/, overview.csv, radiological_gradings.csv}
 <root>/raw/RSNA/{train_images/, train.csv, train_label_coordinates.csv, train_series_descriptions.csv}
+<root>/raw/Lumbar Coords/{coords_pretrain.csv, coords_rsna_improved.csv, data/}   optional
 <root>/interim/                                     per-report OCR results, match tables, rejects
 <root>/processed/SPIDER/Dataset501_Spider           nnU-Net v2 raw dataset
 <root>/processed/ivd_coords                         localization dataset
@@ -55,6 +56,11 @@ class DataLayout:
     @property
     def rsna(self) -> Path:
         return self.raw / "RSNA"
+
+    @property
+    def lumbar_coords(self) -> Path:
+        """The public Lumbar Coords set (coords_pretrain.csv, coords_rsna_improved.csv, data/), when present."""
+        return self.raw / "Lumbar Coords"
 
     # products
     @property

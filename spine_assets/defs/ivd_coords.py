@@ -1,0 +1,81 @@
+"""The IVD localization dataset: RSNA 2024 coordinates (and Lumbar Coords when present) as images + points.
+
+The asset body builds :class:`spine_lib.datasets.ivd_coords.IVDDatasetConfig` from the data root and its run
+config and calls the library; the checks read the written dataset back.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from spine_assets.defs.raw_sources import rsna_raw
+from spine_assets.defs.resources import DataRoot
+
+MAX_LISTED = 20
+MAX_REJECT_RATE = 0.05
+
+
+class IVDCoordsSettings(dg.Config):
+    """Which RSNA points go into the dataset (the flags of ``spine-vision dataset localization``)."""
+
+    include_neural_foraminal: bool = True
+    include_spinal_canal: bool = True
+    skip_invalid_instances: bool = True
+    workers: int = 2
+
+
+@dg.asset(group_name="localization", deps=[rsna_raw], kinds={"png", "csv"})
+def ivd_coords_dataset(config: IVDCoordsSettings, paths: DataRoot) -> dg.MaterializeResult:
+    """One PNG per labelled RSNA instance and annotations.csv: the disc/canal point per level on Sagittal T2,
+    the foramen points on Sagittal T1. Bad coordinate rows are skipped, counted and listed in rejects.csv."""
+    from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords
+
+    layout = paths.layout
+    report = build_ivd_coords(IVDDatasetConfig(
+        base_path=layout.root,
+        output_name=layout.ivd_coords.name,
+        include_neural_foraminal=config.include_neural_foraminal,
+        include_spinal_canal=config.include_spinal_canal,
+        skip_invalid_instances=config.skip_invalid_instances,
+        workers=config.workers,
+    ))
+    metadata: dict[str, dg.RawMetadataValue] = dict(report.as_metadata())
+    metadata["dataset"] = dg.MetadataValue.path(str(layout.ivd_coords))
+    metadata["dagster/row_count"] = report.annotations
+    metadata["counts"] = dg.MetadataValue.md(report.counts_table())
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def listed(items: list[str]) -> dg.MetadataValue:
+    return dg.MetadataValue.md("\n".join(f"- {item}" for item in items[:MAX_LISTED]) or "none")
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec("ivd_coords_images_exist", asset=ivd_coords_dataset,
+                          description="Every annotation's image exists in the dataset's images/ folder."),
+        dg.AssetCheckSpec("ivd_coords_points_inside", asset=ivd_coords_dataset,
+                          description="Every relative point lies inside its image ([0, 1) on both axes)."),
+        dg.AssetCheckSpec("ivd_coords_reject_rate", asset=ivd_coords_dataset,
+                          description=f"At most {MAX_REJECT_RATE:.0%} of the usable coordinate rows were rejected."),
+    ]
+)
+def ivd_coords_checks(paths: DataRoot) -> Iterator[dg.AssetCheckResult]:
+    from spine_lib.datasets.ivd_coords import audit_dataset
+
+    audit = audit_dataset(paths.layout.ivd_coords)
+    yield dg.AssetCheckResult(
+        check_name="ivd_coords_images_exist", passed=not audit.missing_images,
+        metadata={"annotations": audit.annotations, "missing": len(audit.missing_images),
+                  "first_missing": listed(audit.missing_images)},
+    )
+    yield dg.AssetCheckResult(
+        check_name="ivd_coords_points_inside", passed=not audit.points_outside and audit.annotations > 0,
+        metadata={"annotations": audit.annotations, "outside": len(audit.points_outside),
+                  "first_outside": listed(audit.points_outside)},
+    )
+    yield dg.AssetCheckResult(
+        check_name="ivd_coords_reject_rate", passed=audit.reject_rate <= MAX_REJECT_RATE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rejected": audit.rejected, "reject_rate": round(audit.reject_rate, 4)},
+    )

@@ -1,0 +1,274 @@
+"""The IVD localization dataset for training: one item per annotation (image, level, target point).
+
+Reads ``<data_path>/annotations.csv`` written by :func:`spine_lib.datasets.ivd_coords.build_ivd_coords`.
+Splits go by study (a study never lands in two splits) and are the same for the same seed. Each image is read
+once, resized to ``image_size`` and kept in memory (up to :data:`CACHE_BYTES`; all of them when the dataset is
+built, up to :data:`PRELOAD_MAX_IMAGES`); an item is then a few array operations. Augmentation moves the landmark with the image: one 2x3 affine matrix warps the image and
+maps the point, and a draw that would push the point out of the picture is drawn again.
+
+Coordinates: ``coords`` is the relative ``(x, y)`` of the target in the item's ``image``; without augmentation it
+equals the CSV's ``relative_x, relative_y`` (``pixel / size``), so ``coords * (width, height)`` of the original
+image gives the annotated pixel back. Augmentation maps the point ``coords * image_size`` with the warp.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch.utils.data import Dataset
+
+from spine_lib.errors import InputPathError, TabularDataError
+from spine_lib.levels import LEVEL_TO_IDX, check_level
+from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+Split = Literal["train", "val", "test", "all"]
+SPLITS = ("train", "val", "test", "all")
+REQUIRED_COLUMNS = ("image_path", "level", "relative_x", "relative_y", "series_type")
+CACHE_BYTES = 2 * 1024**3  # resized uint8 images kept in memory per process
+#: datasets with at most this many images read them all when built: DataLoader workers (forked) inherit them
+PRELOAD_MAX_IMAGES = 4000
+#: augmentation ranges
+ROTATION_DEGREES = 10.0
+SCALE_RANGE = (0.9, 1.1)
+TRANSLATION_FRACTION = 0.08
+POINT_MARGIN = 2.0  # pixels the point keeps from the border after augmentation
+AUGMENT_TRIES = 10
+
+
+@dataclass(frozen=True)
+class IVDRecord:
+    """One annotation row. Reads as attributes (``record.level``) or like a CSV row (``record["level"]``)."""
+
+    image_path: str  # relative to the dataset folder
+    level: str
+    relative_x: float
+    relative_y: float
+    series_type: str
+    source: str
+    study_id: str
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+
+def read_annotations(data_path: Path) -> list[IVDRecord]:
+    """The rows of ``<data_path>/annotations.csv`` (a missing ``study_id`` column: the image name's first id)."""
+    path = Path(data_path) / "annotations.csv"
+    if not path.is_file():
+        raise InputPathError(path, "annotations.csv not found (build the dataset with `spine-vision dataset localization`)")
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise TabularDataError(path, f"missing column(s) {', '.join(missing)}")
+        records = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                records.append(IVDRecord(
+                    image_path=row["image_path"],
+                    level=check_level(row["level"]),
+                    relative_x=float(row["relative_x"]),
+                    relative_y=float(row["relative_y"]),
+                    series_type=row["series_type"],
+                    source=row.get("source") or "",
+                    study_id=row.get("study_id") or study_of_image(row["image_path"]),
+                ))
+            except ValueError as error:
+                raise TabularDataError(path, f"line {line}: {error}") from error
+    return records
+
+
+def study_of_image(image_path: str) -> str:
+    """``images/rsna_<study>_<series>_<instance>.png`` -> ``<study>``; other names: the name without suffix."""
+    parts = Path(image_path).stem.split("_")
+    return parts[1] if len(parts) >= 2 and parts[0] == "rsna" else Path(image_path).stem
+
+
+def split_studies(studies: Sequence[str], val_fraction: float = 0.2, test_fraction: float = 0.0,
+                  seed: int = 42) -> dict[str, str]:
+    """Assign every study to ``train``, ``val`` or ``test``: shuffled with ``seed``, test first, then val.
+
+    A non-zero fraction gets at least one study as long as one is left for training.
+    """
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"fractions must be in [0, 1) and sum below 1, got val={val_fraction}, test={test_fraction}")
+    unique = sorted(set(studies))
+    order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
+    n = len(order)
+
+    def count(fraction: float, left: int) -> int:
+        wanted = round(n * fraction)
+        if fraction > 0 and wanted == 0:
+            wanted = 1
+        return max(0, min(wanted, left - 1))
+
+    n_test = count(test_fraction, n)
+    n_val = count(val_fraction, n - n_test)
+    assignment = {s: "test" for s in order[:n_test]}
+    assignment.update({s: "val" for s in order[n_test:n_test + n_val]})
+    assignment.update({s: "train" for s in order[n_test + n_val:]})
+    return assignment
+
+
+def affine_matrix(rng: np.random.Generator, width: int, height: int) -> npt.NDArray[np.float64]:
+    """A random rotation/scale about the image centre plus a translation, as the 2x3 matrix cv2 uses."""
+    angle = rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES)
+    scale = rng.uniform(*SCALE_RANGE)
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    matrix = np.asarray(cv2.getRotationMatrix2D(centre, angle, scale), dtype=np.float64)
+    matrix[0, 2] += rng.uniform(-TRANSLATION_FRACTION, TRANSLATION_FRACTION) * width
+    matrix[1, 2] += rng.uniform(-TRANSLATION_FRACTION, TRANSLATION_FRACTION) * height
+    return matrix
+
+
+def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
+                     noise_field: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
+    """An 8-bit image as [0, 1] floats with random contrast, brightness and gamma (one lookup table) and, half
+    of the time, a little Gaussian noise (a random window of ``noise_field``, at least twice the image size,
+    when given: cheaper than drawing fresh noise for every item)."""
+    values = np.arange(256, dtype=np.float32) / 255.0
+    table = np.clip(values * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1), 0.0, 1.0) ** rng.uniform(0.8, 1.25)
+    out = table.astype(np.float32).take(image)
+    if rng.random() < 0.5:
+        h, w = out.shape
+        if noise_field is None or noise_field.shape[0] < h or noise_field.shape[1] < w:
+            noise = rng.standard_normal((h, w), dtype=np.float32)
+        else:
+            top = int(rng.integers(0, noise_field.shape[0] - h + 1))
+            left = int(rng.integers(0, noise_field.shape[1] - w + 1))
+            noise = noise_field[top:top + h, left:left + w]
+        out += noise * np.float32(rng.uniform(0.005, 0.03))
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+class IVDCoordsDataset(Dataset[dict[str, Any]]):
+    """Localization items from an IVD coordinates dataset folder (see the module docstring)."""
+
+    def __init__(
+        self,
+        data_path: Path,
+        split: Split = "train",
+        series_types: Sequence[str] | None = None,
+        levels: Sequence[str] | None = None,
+        image_size: tuple[int, int] = (224, 224),
+        augment: bool = False,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.0,
+        seed: int = 42,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        self.data_path = Path(data_path)
+        self.split = split
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.augment = augment
+        self.seed = seed
+        rows = read_annotations(self.data_path)
+        if series_types is not None:
+            wanted_types = set(series_types)
+            rows = [r for r in rows if r.series_type in wanted_types]
+        if levels is not None:
+            wanted_levels = {check_level(level) for level in levels}
+            rows = [r for r in rows if r.level in wanted_levels]
+        self.assignment = split_studies([r.study_id for r in rows], val_fraction, test_fraction, seed)
+        self.records: list[IVDRecord] = [r for r in rows if split == "all" or self.assignment[r.study_id] == split]
+        self.level_indices = np.array([LEVEL_TO_IDX[r.level] for r in self.records], dtype=np.int64)
+        self._cache: dict[str, tuple[npt.NDArray[np.uint8], int, int]] = {}
+        self._cache_bytes = 0
+        self._noise: npt.NDArray[np.float32] | None = None
+        self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
+        self._inv_std = 1.0 / np.asarray(IMAGENET_STD, dtype=np.float32)
+        if len({r.image_path for r in self.records}) <= PRELOAD_MAX_IMAGES:
+            self.preload()
+
+    def preload(self) -> int:
+        """Read every image of the split into the cache now (as far as :data:`CACHE_BYTES` allows); return how
+        many are cached. Worker processes forked afterwards share them instead of reading them each epoch."""
+        for image_path in dict.fromkeys(r.image_path for r in self.records):
+            self.load_image(image_path)
+        return len(self._cache)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def studies(self) -> list[str]:
+        """The studies of this split, sorted."""
+        return sorted({r.study_id for r in self.records})
+
+    def load_image(self, image_path: str) -> tuple[npt.NDArray[np.uint8], int, int]:
+        """The image resized to ``image_size`` (uint8) and its original width and height (cached)."""
+        cached = self._cache.get(image_path)
+        if cached is not None:
+            return cached
+        path = self.data_path / image_path
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise InputPathError(path, "image missing or unreadable")
+        height, width = image.shape[:2]
+        out_h, out_w = self.image_size
+        resized = image if (height, width) == (out_h, out_w) else cv2.resize(
+            image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        entry = (np.ascontiguousarray(resized, dtype=np.uint8), int(width), int(height))
+        if self._cache_bytes + resized.nbytes <= CACHE_BYTES:
+            self._cache[image_path] = entry
+            self._cache_bytes += resized.nbytes
+        return entry
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        image, _, _ = self.load_image(record.image_path)
+        out_h, out_w = self.image_size
+        x, y = record.relative_x * out_w, record.relative_y * out_h
+        if self.augment:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+            warped, x, y = self.warp(image, x, y, rng)
+            if self._noise is None:
+                self._noise = np.random.default_rng(self.seed).standard_normal((2 * out_h, 2 * out_w), dtype=np.float32)
+            pixels = jitter_intensity(warped, rng, self._noise)
+        else:
+            pixels = image.astype(np.float32) * np.float32(1 / 255)
+        channels = np.empty((3, out_h, out_w), dtype=np.float32)
+        for c in range(3):  # grey replicated to 3 channels, ImageNet normalized
+            np.subtract(pixels, self._mean[c], out=channels[c])
+            channels[c] *= self._inv_std[c]
+        return {
+            "image": torch.from_numpy(channels),
+            "coords": torch.tensor([x / out_w, y / out_h], dtype=torch.float32),
+            "level_idx": torch.tensor(self.level_indices[index], dtype=torch.int64),
+            "level": record.level,
+            "series_type": record.series_type,
+            "image_path": str(self.data_path / record.image_path),
+            "study_id": record.study_id,
+        }
+
+    def warp(self, image: npt.NDArray[np.uint8], x: float, y: float,
+             rng: np.random.Generator) -> tuple[npt.NDArray[np.uint8], float, float]:
+        """A random affine of ``image`` and the point moved with it; redrawn until the point stays inside."""
+        out_h, out_w = image.shape[:2]
+        for _ in range(AUGMENT_TRIES):
+            matrix = affine_matrix(rng, out_w, out_h)
+            nx, ny = matrix @ np.array([x, y, 1.0])
+            if POINT_MARGIN <= nx <= out_w - 1 - POINT_MARGIN and POINT_MARGIN <= ny <= out_h - 1 - POINT_MARGIN:
+                warped = cv2.warpAffine(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                return np.asarray(warped, dtype=np.uint8), float(nx), float(ny)
+        return image, x, y  # a point hugging the border: keep the geometry, jitter only the intensity
+
+    def __repr__(self) -> str:
+        return (f"IVDCoordsDataset({self.data_path}, split={self.split!r}, items={len(self)}, "
+                f"studies={len(self.studies)}, image_size={self.image_size}, augment={self.augment})")
