@@ -1,0 +1,103 @@
+"""Disc localization quality on synthetic RSNA data after a time-boxed CPU (or GPU) training.
+
+Run: ``uv run python bench/localization_quality.py [--studies 60] [--epochs 30] [--minutes 10] [--device cpu]``.
+Makes a synthetic data root (RSNA studies at 256x256; reused when ``--root`` already holds one), builds the IVD
+coordinates dataset, trains the localization model with a held-out test split of whole studies (never seen in
+training or model selection), then prints JSON: the share of held-out points within 5 px at the model's input
+size (224x224 by default), PCK, mean/median pixel error, training minutes, and training and inference images/s.
+Target: >= 95% within 5 px after <= 10 minutes of CPU training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords
+from spine_lib.synthetic.config import SynthConfig
+from spine_lib.synthetic.generate import make_synthetic_root
+from spine_lib.training.config import LocalizationConfig
+from spine_lib.training.trainers.localization import LocalizationTrainer
+
+
+def inference_rate(trainer: LocalizationTrainer, split: str, batch_size: int) -> float:
+    """Images per second of the model's forward pass (eval mode, no grad) over a split."""
+    model = trainer.unwrapped_model.eval()
+    loader = DataLoader(trainer.make_dataset(split), batch_size=batch_size, shuffle=False)
+    batches = [(b["image"], b["level_idx"]) for b in loader]
+    device = trainer.accelerator.device
+    with torch.no_grad():
+        model(batches[0][0][:2].to(device), batches[0][1][:2].to(device))  # warm-up
+        start = time.perf_counter()
+        count = 0
+        for images, levels in batches:
+            model(images.to(device), levels.to(device))
+            count += len(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=None, help="synthetic data root to make or reuse")
+    parser.add_argument("--studies", type=int, default=60)
+    parser.add_argument("--size", type=int, default=256, help="in-plane size of the synthetic series")
+    parser.add_argument("--variant", default="atto")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training time limit")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--head", default="heatmap")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.root or Path(tmp) / "data"
+        t0 = time.perf_counter()
+        if not (root / "raw/RSNA/train_label_coordinates.csv").is_file():
+            make_synthetic_root(SynthConfig(out=root, spider_patients=1, rsna_studies=args.studies,
+                                            phenikaa_patients=1, size=args.size, seed=args.seed))
+        synth_seconds = time.perf_counter() - t0
+        report = build_ivd_coords(IVDDatasetConfig(base_path=root))
+        config = LocalizationConfig(
+            data_path=root / "processed/ivd_coords", weights_path=Path(tmp) / "weights", model_variant=args.variant,
+            image_size=(args.image_size, args.image_size), batch_size=args.batch_size, num_epochs=args.epochs,
+            learning_rate=args.learning_rate, head_type=args.head, device=args.device, val_fraction=0.1,
+            test_fraction=0.2, max_train_minutes=args.minutes, visualize_predictions=False, early_stopping=False,
+            seed=args.seed,
+        )
+        trainer = LocalizationTrainer(config)
+        result = trainer.train()
+        test = trainer.evaluate("test")
+        train_minutes = result.seconds / 60
+        print(json.dumps({
+            "device": trainer.device_choice.device,
+            "torch_threads": torch.get_num_threads(),
+            "studies": report.studies, "annotations": report.annotations,
+            "train_items": len(trainer.train_dataset), "val_items": len(trainer.val_dataset),  # type: ignore[arg-type]
+            "test_items": int(test.get("count", 0)),
+            "variant": args.variant, "image_size": args.image_size, "epochs_run": result.epochs_run,
+            "synth_seconds": round(synth_seconds, 1),
+            "train_minutes": round(train_minutes, 2),
+            "test_within_5px": round(test.get("within_5px", 0.0), 4),
+            "test_pck@0.02": round(test.get("pck@0.02", 0.0), 4),
+            "test_pck@0.05": round(test.get("pck@0.05", 0.0), 4),
+            "test_mean_error_px": round(test.get("mean_error_px", 0.0), 3),
+            "test_median_error_px": round(test.get("median_error_px", 0.0), 3),
+            "val_within_5px": round(result.final_metrics.get("within_5px", 0.0), 4),
+            "train_images_per_second": round(result.train_images_per_second, 1),
+            "inference_images_per_second": round(inference_rate(trainer, "test", 32), 1),
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Configurations of training and model testing (pure pydantic: importing them never imports torch).
+
+The CLI (``spine-vision train localization``, ``spine-vision test``) and the Dagster assets build these; the
+trainers in :mod:`spine_lib.training.trainers` consume them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from spine_lib.core.config import BaseConfig
+
+SchedulerType = Literal["cosine", "step", "plateau", "none"]
+LossType = Literal["mse", "smooth_l1", "huber"]
+HeadType = Literal["mlp", "linear", "attention", "residual", "conv", "heatmap"]
+Task = Literal["localization", "classification", "mtl_classification"]
+
+#: ConvNeXt variant names -> timm model names. ``atto``/``femto``/``pico``/``nano`` are the CPU-sized ones.
+CONVNEXT_VARIANTS: dict[str, str] = {
+    "atto": "convnext_atto",
+    "femto": "convnext_femto",
+    "pico": "convnext_pico",
+    "nano": "convnext_nano",
+    "tiny": "convnext_tiny",
+    "small": "convnext_small",
+    "base": "convnext_base",
+    "large": "convnext_large",
+    "xlarge": "convnext_xlarge",
+    "v2_atto": "convnextv2_atto",
+    "v2_femto": "convnextv2_femto",
+    "v2_pico": "convnextv2_pico",
+    "v2_nano": "convnextv2_nano",
+    "v2_tiny": "convnextv2_tiny",
+    "v2_small": "convnextv2_small",
+    "v2_base": "convnextv2_base",
+    "v2_large": "convnextv2_large",
+    "v2_huge": "convnextv2_huge",
+}
+#: Vision Transformer variants -> timm model names.
+VIT_VARIANTS: dict[str, str] = {
+    "tiny": "vit_tiny_patch16_224",
+    "small": "vit_small_patch16_224",
+    "base": "vit_base_patch16_224",
+    "large": "vit_large_patch16_224",
+}
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def new_run_id() -> str:
+    """A sortable, unique-enough run identifier: ``20261126-174212-3fa9c1``."""
+    import uuid
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class HeadConfig(BaseModel):
+    """The prediction head on top of a backbone: its type, hidden sizes, dropout, activations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    head_type: HeadType = "mlp"
+    hidden_dims: list[int] = Field(default_factory=lambda: [256])
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    activation: Literal["gelu", "relu", "silu", "tanh"] = "gelu"
+    use_layer_norm: bool = True
+    output_activation: Literal["none", "sigmoid", "softmax", "tanh"] = "none"
+    num_heads: int = Field(default=4, ge=1, description="Attention heads (head_type='attention').")
+    num_blocks: int = Field(default=2, ge=1, description="Residual blocks (head_type='residual').")
+
+
+class TrainingConfig(BaseConfig):
+    """What every training run shares: data, output, optimisation, schedule, early stopping, device, tracking."""
+
+    task: Annotated[str, tyro.conf.arg(help="Task name; output goes to <weights-path>/<task>/<run_id>.")] = "base"
+    data_path: Annotated[Path, tyro.conf.arg(help="Training dataset folder.")] = Path("data/processed")
+    output_path: Annotated[
+        Path | None, tyro.conf.arg(help="Training output folder (default <weights-path>/<task>/<run_id>).")
+    ] = None
+    weights_path: Annotated[Path, tyro.conf.arg(help="Root of the weights folders.")] = Path("weights")
+    run_id: Annotated[str | None, tyro.conf.arg(help="Unique run identifier (auto-generated).")] = None
+    resume_from: Annotated[Path | None, tyro.conf.arg(help="Checkpoint (.pt) to resume training from.")] = None
+    seed: Annotated[int, tyro.conf.arg(help="Seed of weights init, shuffling, augmentation, splits.")] = 42
+
+    batch_size: Annotated[int, tyro.conf.arg(help="Training batch size.")] = Field(default=32, ge=1)
+    num_epochs: Annotated[int, tyro.conf.arg(help="Number of training epochs.")] = Field(default=100, ge=1)
+    learning_rate: Annotated[float, tyro.conf.arg(help="Peak learning rate (AdamW).")] = Field(default=1e-4, gt=0)
+    weight_decay: Annotated[float, tyro.conf.arg(help="AdamW weight decay.")] = Field(default=1e-4, ge=0)
+    scheduler_type: Annotated[SchedulerType, tyro.conf.arg(help="Learning-rate schedule.")] = "cosine"
+    warmup_epochs: Annotated[int, tyro.conf.arg(help="Linear warm-up epochs (cosine only).")] = Field(default=0, ge=0)
+    step_size: Annotated[int, tyro.conf.arg(help="Epochs between decays (step scheduler).")] = Field(default=30, ge=1)
+    gamma: Annotated[float, tyro.conf.arg(help="Decay factor (step and plateau schedulers).")] = 0.1
+    min_lr: Annotated[float, tyro.conf.arg(help="Floor of the cosine/plateau schedules.")] = 1e-7
+    grad_clip_norm: Annotated[float | None, tyro.conf.arg(help="Clip gradients to this norm.")] = 1.0
+    freeze_backbone_epochs: Annotated[int, tyro.conf.arg(help="Epochs to keep the backbone frozen.")] = Field(
+        default=0, ge=0
+    )
+
+    early_stopping: Annotated[bool, tyro.conf.arg(help="Stop when the checkpoint metric stops improving.")] = True
+    patience: Annotated[int, tyro.conf.arg(help="Early stopping patience (epochs).")] = Field(default=20, ge=1)
+    min_delta: Annotated[float, tyro.conf.arg(help="Smallest change that counts as an improvement.")] = 0.0
+    max_train_minutes: Annotated[
+        float | None, tyro.conf.arg(help="Stop after the epoch that passes this much training time.")
+    ] = None
+    save_every: Annotated[int, tyro.conf.arg(help="Write checkpoint_epoch_N.pt every N epochs (0: never).")] = Field(
+        default=0, ge=0
+    )
+
+    device: Annotated[str, tyro.conf.arg(help="auto, cpu, cuda or cuda:N.")] = "auto"
+    mixed_precision: Annotated[bool, tyro.conf.arg(help="fp16 mixed precision (CUDA only, via Accelerate).")] = True
+    num_workers: Annotated[int, tyro.conf.arg(help="DataLoader worker processes.")] = Field(default=0, ge=0)
+
+    visualize_predictions: Annotated[bool, tyro.conf.arg(help="Write prediction plots during training.")] = True
+    visualize_every: Annotated[int, tyro.conf.arg(help="Epochs between prediction plots.")] = Field(default=10, ge=1)
+    output_mode: Annotated[Literal["html", "image"], tyro.conf.arg(help="Plot format (image needs kaleido).")] = "html"
+
+    use_wandb: Annotated[bool, tyro.conf.arg(help="Log to Weights & Biases.")] = False
+    wandb_mode: Annotated[Literal["offline", "online"], tyro.conf.arg(help="wandb mode when enabled.")] = "offline"
+    wandb_project: Annotated[str, tyro.conf.arg(help="wandb project name.")] = "spine-vision"
+    wandb_run_name: Annotated[str | None, tyro.conf.arg(help="wandb run name (default: the run id).")] = None
+    wandb_tags: Annotated[list[str], tyro.conf.arg(help="wandb tags.")] = Field(default_factory=list)
+
+    @field_validator("run_id")
+    @classmethod
+    def _safe_run_id(cls, value: str | None) -> str | None:
+        if value is not None and not _RUN_ID.match(value):
+            raise ValueError(f"run id {value!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+        return value
+
+    def resolved(self) -> TrainingConfig:
+        """A copy with ``run_id`` and ``output_path`` filled in (what the trainer runs and saves)."""
+        run_id = self.run_id or new_run_id()
+        output = self.output_path or self.weights_path / self.task / run_id
+        return self.model_copy(update={"run_id": run_id, "output_path": output})
+
+
+class LocalizationConfig(TrainingConfig):
+    """Train a model that finds one point per (image, disc level): ConvNeXt or ViT with a level embedding."""
+
+    task: Annotated[str, tyro.conf.arg(help="Task name (output folder).")] = "localization"
+    data_path: Annotated[Path, tyro.conf.arg(help="IVD coordinates dataset (images/ + annotations.csv).")] = Path(
+        "data/processed/ivd_coords"
+    )
+    model_name: Annotated[
+        Literal["convnext_localization", "vit_localization"], tyro.conf.arg(help="Registered model.")
+    ] = "convnext_localization"
+    model_variant: Annotated[str, tyro.conf.arg(help=f"Backbone variant ({', '.join(CONVNEXT_VARIANTS)}).")] = "base"
+    pretrained: Annotated[bool, tyro.conf.arg(help="ImageNet weights from the local HF cache or --weights-file.")] = (
+        False
+    )
+    weights_file: Annotated[Path | None, tyro.conf.arg(help="Local backbone weights (.safetensors/.pth).")] = None
+    loss_type: Annotated[LossType, tyro.conf.arg(help="Coordinate loss.")] = "smooth_l1"
+    use_level_embedding: Annotated[bool, tyro.conf.arg(help="Condition the model on the disc level.")] = True
+    num_levels: Annotated[int, tyro.conf.arg(help="Number of disc levels.")] = 5
+    head_type: Annotated[HeadType, tyro.conf.arg(help="Head: heatmap (soft-argmax) or a pooled-feature head.")] = (
+        "heatmap"
+    )
+    head_hidden_dims: Annotated[list[int], tyro.conf.arg(help="Hidden sizes of the head.")] = Field(
+        default_factory=lambda: [256]
+    )
+    head_dropout: Annotated[float, tyro.conf.arg(help="Dropout of the head.")] = 0.1
+    series_types: Annotated[list[str] | None, tyro.conf.arg(help="Only these series types (sag_t1 sag_t2).")] = None
+    levels: Annotated[list[str] | None, tyro.conf.arg(help="Only these levels (L4/L5 L5/S1).")] = None
+    image_size: Annotated[tuple[int, int], tyro.conf.arg(help="Model input size (H W).")] = (224, 224)
+    augment: Annotated[bool, tyro.conf.arg(help="Augment training images (points move with the image).")] = True
+    val_fraction: Annotated[float, tyro.conf.arg(help="Share of studies for validation.")] = 0.2
+    test_fraction: Annotated[float, tyro.conf.arg(help="Share of studies held out for testing.")] = 0.0
+    pck_thresholds: Annotated[list[float], tyro.conf.arg(help="PCK thresholds (fractions of image size).")] = Field(
+        default_factory=lambda: [0.02, 0.05, 0.10]
+    )
+    checkpoint_metric: Annotated[str, tyro.conf.arg(help="Validation metric choosing the best model.")] = "mean_error_px"
+
+    def head_config(self) -> HeadConfig:
+        return HeadConfig(head_type=self.head_type, hidden_dims=self.head_hidden_dims, dropout=self.head_dropout)
+
+
+class ModelTestConfig(BaseConfig):
+    """Run a trained model on images or DICOM files and print (or save) its predictions as JSON."""
+
+    model_path: Annotated[Path, tyro.conf.arg(help="Trained checkpoint (best_model.pt).")]
+    inputs: Annotated[list[Path], tyro.conf.arg(help="Input images or DICOM files.")]
+    task: Annotated[Task, tyro.conf.arg(help="Task of the model.")] = "localization"
+    model_variant: Annotated[str | None, tyro.conf.arg(help="Backbone variant (default: from the checkpoint).")] = None
+    level_indices: Annotated[list[int] | None, tyro.conf.arg(help="Disc levels (0=L1/L2 .. 4=L5/S1).")] = None
+    test_all_levels: Annotated[bool, tyro.conf.arg(help="Without --level-indices, test all levels per image.")] = True
+    num_levels: Annotated[int, tyro.conf.arg(help="Disc levels the model was trained on.")] = 5
+    use_level_embedding: Annotated[bool, tyro.conf.arg(help="The model uses a level embedding.")] = True
+    num_classes: Annotated[int, tyro.conf.arg(help="Classes (classification).")] = 4
+    class_names: Annotated[list[str] | None, tyro.conf.arg(help="Class names for the output.")] = None
+    image_size: Annotated[
+        tuple[int, int] | None, tyro.conf.arg(help="Model input size (H W); default: the training size, else 224.")
+    ] = None
+    device: Annotated[str, tyro.conf.arg(help="auto, cpu, cuda or cuda:N.")] = "auto"
+    output_path: Annotated[Path | None, tyro.conf.arg(help="Write the JSON results here.")] = None
+    visualize: Annotated[bool, tyro.conf.arg(help="Draw the predictions on the images (beside the JSON).")] = False

@@ -1,0 +1,73 @@
+"""Turning an image file or array into a model input: grayscale, resized, replicated to 3 channels, ImageNet
+normalized (the same recipe as the training datasets)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from spine_lib.errors import MedicalImageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def load_grayscale(source: Path | str | np.ndarray) -> np.ndarray:
+    """A 2-D uint8 image from a PNG/JPEG, a DICOM file or volume (middle slice), or an array."""
+    from spine_lib.io.transforms import normalize_to_uint8
+
+    if isinstance(source, np.ndarray):
+        array = source
+    else:
+        path = Path(source)
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(path) as image:
+                    return np.asarray(image.convert("L"), dtype=np.uint8)
+            except (OSError, UnidentifiedImageError) as error:
+                raise MedicalImageError(path, f"cannot read image ({error})") from error
+        import SimpleITK as sitk
+
+        from spine_lib.io.readers import read_medical_image
+
+        volume = sitk.GetArrayFromImage(read_medical_image(path))
+        array = volume[volume.shape[0] // 2] if volume.ndim == 3 else volume
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3].mean(axis=-1)
+    if array.ndim != 2:
+        raise MedicalImageError(str(source) if not isinstance(source, np.ndarray) else None,
+                                f"expected a 2-D image, got shape {array.shape}")
+    return array if array.dtype == np.uint8 else normalize_to_uint8(array)
+
+
+def to_model_input(image: np.ndarray, image_size: tuple[int, int]) -> torch.Tensor:
+    """``(3, H, W)`` float32: resized (bilinear), scaled to [0, 1], replicated, ImageNet normalized."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None, None]
+    tensor = functional.interpolate(tensor, size=tuple(image_size), mode="bilinear", align_corners=False)[0]
+    tensor = tensor.expand(3, -1, -1)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (tensor - mean) / std
+
+
+def prepare_batch(images: Sequence[Any], image_size: tuple[int, int]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """A batch ``(N, 3, H, W)`` and each image's original ``(height, width)``."""
+    arrays = [load_grayscale(image) for image in images]
+    batch = torch.stack([to_model_input(a, image_size) for a in arrays])
+    return batch, [(int(a.shape[0]), int(a.shape[1])) for a in arrays]
+
+
+def denormalize(tensor: torch.Tensor) -> np.ndarray:
+    """A model input ``(3, H, W)`` back to a displayable uint8 ``(H, W)`` image."""
+    mean = torch.tensor(IMAGENET_MEAN, device=tensor.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=tensor.device).view(3, 1, 1)
+    image = (tensor.float() * std + mean).mean(dim=0).clamp(0, 1)
+    return (image.cpu().numpy() * 255).round().astype(np.uint8)
