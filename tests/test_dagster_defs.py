@@ -25,14 +25,17 @@ def test_definitions_hold_assets_and_resources() -> None:
     definitions = defs()
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
     assert keys == {"data_root", "spider_raw", "rsna_raw", "phenikaa_raw", "phenikaa_report", "phenikaa_report_table",
-                    "phenikaa_patients"}
+                    "phenikaa_patients", "ivd_coords_dataset", "spider_nnunet_dataset", "nnunet_model",
+                    "localization_model"}
     assert isinstance(definitions.resources["paths"], DataRoot)  # type: ignore[index]
     assert {j.name for j in definitions.resolve_all_job_defs()} >= {"phenikaa_report_job", "phenikaa_rematch_job"}
     assert [s.name for s in definitions.sensors or []] == ["phenikaa_reports_sensor"]
     assert [s.name for s in definitions.schedules or []] == ["phenikaa_nightly_rematch"]
     checks = {c.name for c in definitions.resolve_asset_graph().asset_check_keys}
     assert {"phenikaa_field_completeness", "phenikaa_match_rate", "phenikaa_one_folder_per_patient",
-            "phenikaa_labels_for_matched", "spider_mask_values"} <= checks
+            "phenikaa_labels_for_matched", "spider_mask_values", "localization_val_pck"} <= checks
+    assert {"ivd_coords_images_exist", "ivd_coords_points_inside", "ivd_coords_reject_rate"} <= checks
+    assert {"nnunet_labels_consecutive", "nnunet_images_have_labels", "nnunet_validation_dice"} <= checks
 
 
 def test_loading_imports_no_heavy_library() -> None:

@@ -15,10 +15,15 @@ from loguru import logger
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.logging import setup_logger
+from spine_lib.datasets.ivd_coords import IVDDatasetConfig
+from spine_lib.datasets.nnunet import ConvertConfig
 from spine_lib.datasets.phenikaa import PreprocessConfig
 from spine_lib.demo import DemoConfig, DemoResult, run_demo
 from spine_lib.errors import SpineVisionError
+from spine_lib.segmentation.training import SegmentationTrainConfig
 from spine_lib.synthetic.config import SynthConfig
+from spine_lib.training.config import LocalizationConfig, ModelTestConfig
+from spine_lib.visualization.segmentation_viewer import VisualizeConfig
 
 Handler = Callable[[Any], None]
 
@@ -56,13 +61,76 @@ def dataset_phenikaa(config: PreprocessConfig) -> None:
     print(f"Interim:  {config.interim_path} (report_fields.csv, matches.csv, rejects.csv)")
 
 
+def dataset_nnunet(config: ConvertConfig) -> None:
+    from spine_lib.datasets.nnunet import convert_to_nnunet
+
+    report = convert_to_nnunet(config)
+    for key, value in report.as_metadata().items():
+        print(f"{key:<20} {value}")
+    print(f"Dataset:  {report.output_path} (rejects: {report.rejects_path.name})")
+
+
+def dataset_localization(config: IVDDatasetConfig) -> None:
+    from spine_lib.datasets.ivd_coords import build_ivd_coords, report_lines
+
+    report = build_ivd_coords(config)
+    print("\n".join(report_lines(report)))
+    print(f"Rejected rows: {config.rejects_path}")
+
+
+def train_localization(config: LocalizationConfig) -> None:
+    from spine_lib.training.trainers.localization import train_localization as train
+
+    result = train(config)
+    for key, value in result.as_metadata().items():
+        if "/" not in key:
+            print(f"{key:<24} {value}")
+    print(f"Best model:  {result.best_model_path}")
+    for name, path in result.plots.items():
+        print(f"Plot {name + ':':<18} {path}")
+
+
+def test_model(config: ModelTestConfig) -> None:
+    import json
+
+    from spine_lib.training.inference import run_model_test
+
+    print(json.dumps(run_model_test(config), indent=2))
+
+
+def train_segmentation(config: SegmentationTrainConfig) -> None:
+    from spine_lib.segmentation.training import train_segmentation as train
+
+    result = train(config)
+    for key, value in result.as_metadata().items():
+        print(f"{key:<20} {value}")
+    print(result.dice_table_markdown())
+
+
+def visualize(config: VisualizeConfig) -> None:
+    from spine_lib.visualization.segmentation_viewer import visualize_segmentations
+
+    report = visualize_segmentations(config)
+    for path in report.outputs:
+        print(f"View:     {path}")
+    for name, reason in report.failed:
+        print(f"Failed:   {name}: {reason}")
+    if report.seconds_per_volume:
+        print(f"Seconds per volume (inference): {sum(report.seconds_per_volume) / len(report.seconds_per_volume):.2f}")
+
+
 #: subcommand name -> (config model, handler); groups hold their own subcommands.
 COMMANDS: dict[str, tuple[type[BaseConfig], Handler]] = {
     "demo": (DemoConfig, demo),
     "synth": (SynthConfig, synth),
+    "test": (ModelTestConfig, test_model),
+    "visualize": (VisualizeConfig, visualize),
 }
 GROUPS: dict[str, dict[str, tuple[type[BaseConfig], Handler]]] = {
-    "dataset": {"phenikaa": (PreprocessConfig, dataset_phenikaa)},
+    "train": {"localization": (LocalizationConfig, train_localization),
+              "segmentation": (SegmentationTrainConfig, train_segmentation)},
+    "dataset": {"phenikaa": (PreprocessConfig, dataset_phenikaa), "localization": (IVDDatasetConfig, dataset_localization),
+                "nnunet": (ConvertConfig, dataset_nnunet)},
 }
 
 

@@ -1,0 +1,62 @@
+"""Child process of :func:`spine_lib.segmentation.training.train_segmentation`: trains and validates one fold.
+
+``python -m spine_lib.segmentation.worker JOB.json``; the parent sets nnU-Net's environment (folders, worker
+counts, ``CUDA_VISIBLE_DEVICES``) before this process imports nnU-Net.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def build_trainer(job: dict[str, Any]) -> Any:
+    """The nnU-Net trainer of the job (found by class name, this project's trainers included), overrides applied."""
+    import torch
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    trainer_class: Any = recursive_find_trainer_class_by_name(job["trainer"])
+    dataset = Path(job["dataset_path"]).name
+    base = Path(str(nnUNet_preprocessed)) / dataset
+    plans = load_json(str(base / f"{job['plans']}.json"))
+    plans["continue_training"] = bool(job["continue_training"])
+    fold: int | str = job["fold"] if job["fold"] == "all" else int(job["fold"])
+    trainer = trainer_class(plans=plans, configuration=job["configuration"], fold=fold,
+                            dataset_json=load_json(str(base / "dataset.json")), device=torch.device(job["torch_device"]))
+    for key, attribute in (("epochs", "num_epochs"), ("iterations_per_epoch", "num_iterations_per_epoch"),
+                           ("val_iterations_per_epoch", "num_val_iterations_per_epoch"), ("initial_lr", "initial_lr")):
+        if job.get(key) is not None:
+            setattr(trainer, attribute, job[key])
+    return trainer
+
+
+def main(job_path: Path) -> None:
+    job = json.loads(job_path.read_text())
+    if job.get("seed") is not None:
+        import numpy as np
+        import torch
+
+        torch.manual_seed(job["seed"])
+        np.random.seed(job["seed"])  # nnU-Net's augmentation draws from the global generator
+    trainer = build_trainer(job)
+    if job["continue_training"]:  # as nnUNetv2_train --c: the final, else the latest, else the best checkpoint
+        for name in ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"):
+            if (Path(trainer.output_folder) / name).is_file():
+                trainer.load_checkpoint(str(Path(trainer.output_folder) / name))
+                break
+    start = time.perf_counter()
+    trainer.run_training()
+    trained = time.perf_counter() - start
+    trainer.perform_actual_validation(False)
+    state = {"epochs": trainer.num_epochs, "iterations_per_epoch": trainer.num_iterations_per_epoch,
+             "train_seconds": trained, "validation_seconds": time.perf_counter() - start - trained}
+    (Path(trainer.output_folder) / "spine_training_state.json").write_text(json.dumps(state, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,116 @@
+"""``spine-vision visualize``: segment MRI series with a trained nnU-Net model and write interactive views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from spine_lib.core.config import BaseConfig
+from spine_lib.errors import InputPathError, SpineVisionError
+
+
+class VisualizeConfig(BaseConfig):
+    """Segment an image (DICOM folder or file, or a volume) with nnU-Net and write a slice viewer of the result."""
+
+    input_path: Annotated[
+        Path, tyro.conf.arg(help="DICOM series folder, DICOM file or volume; with --batch, a folder of them.")
+    ] = Path("data/processed/classification/images")
+    output_path: Annotated[Path, tyro.conf.arg(help="Output folder of the views.")] = Path("results/segmentation")
+    model_path: Annotated[
+        Path, tyro.conf.arg(help="nnU-Net model folder, its Dataset folder, or the results root above it.")
+    ] = Path("weights/segmentation")
+    dataset_id: Annotated[int, tyro.conf.arg(help="nnU-Net dataset ID.")] = 501
+    configuration: Annotated[str, tyro.conf.arg(help="nnU-Net configuration.")] = "2d"
+    fold: Annotated[str, tyro.conf.arg(help="Model fold (a number or 'all').")] = "0"
+    trainer: Annotated[str | None, tyro.conf.arg(help="Trainer class of the model (default: the only one).")] = None
+    output_mode: Annotated[Literal["browser", "html", "image"], tyro.conf.arg(help="Output format.")] = "html"
+    batch: Annotated[bool, tyro.conf.arg(help="Process every series/volume inside --input-path.")] = False
+    device: Annotated[str, tyro.conf.arg(help="auto, cpu or cuda:N.")] = "auto"
+
+
+@dataclass
+class VisualizeReport:
+    """What was viewed: one output per input, and the inputs that could not be read or segmented."""
+
+    outputs: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds_per_volume: list[float] = field(default_factory=list)
+
+
+def batch_inputs(folder: Path) -> list[Path]:
+    """The inputs inside a folder: volume files, DICOM files directly in it, and sub-folders (DICOM series)."""
+    from spine_lib.io.formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, image_suffix
+
+    if not folder.is_dir():
+        raise InputPathError(folder, "batch input must be a folder")
+    items = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir() or image_suffix(path) in VOLUME_SUFFIXES or image_suffix(path) in DICOM_SUFFIXES:
+            items.append(path)
+    if not items:
+        raise InputPathError(folder, "no series folder or image file inside")
+    return items
+
+
+def visualize_segmentations(config: VisualizeConfig) -> VisualizeReport:
+    """Segment each input and write its view; an input that fails is reported and the batch carries on."""
+    from loguru import logger
+
+    from spine_lib.inference.segmentation import NNUNetSegmentation
+    from spine_lib.io.formats import strip_image_suffix
+    from spine_lib.io.readers import read_medical_image
+    from spine_lib.visualization.plotly_viewer import PlotlyViewer
+
+    inputs = batch_inputs(config.input_path) if config.batch else [config.input_path]
+    model = NNUNetSegmentation(config.model_path, config.dataset_id, config.configuration, config.fold,
+                               device=config.device, trainer=config.trainer)
+    viewer = PlotlyViewer(config.output_path, config.output_mode, labels=model.labels)
+    report = VisualizeReport()
+    for path in inputs:
+        try:
+            image = read_medical_image(path)
+            result = model.predict(image)
+            written = viewer.visualize(image, result.prediction, title=strip_image_suffix(path))
+        except SpineVisionError as error:
+            if not config.batch:
+                raise
+            logger.warning("{}: {}", path.name, error.cause)
+            report.failed.append((path.name, error.cause))
+            continue
+        report.seconds_per_volume.append(result.seconds)
+        if written is not None:
+            report.outputs.append(written)
+    return report
+
+
+def write_validation_previews(model_path: Path, fold: str, dataset_path: Path, limit: int = 2) -> dict[str, Path]:
+    """HTML viewers of up to ``limit`` validation cases of a trained fold (its predictions over the image).
+
+    Written to ``<model>/fold_<f>/previews/<case>.html``; returns them by case name.
+    """
+    import json
+
+    import SimpleITK as sitk
+
+    from spine_lib.datasets.nnunet import image_path
+    from spine_lib.visualization.plotly_viewer import PlotlyViewer
+
+    validation = model_path / f"fold_{fold}" / "validation"
+    info = json.loads((model_path / "dataset.json").read_text())
+    ending = info["file_ending"]
+    viewer = PlotlyViewer(validation.parent / "previews", "html", labels=info["labels"])
+    previews: dict[str, Path] = {}
+    for prediction in sorted(validation.glob(f"*{ending}"))[: max(0, limit)]:
+        case = prediction.name[: -len(ending)]
+        source = image_path(dataset_path, case, ending)
+        if not source.is_file():
+            continue
+        written = viewer.visualize(sitk.ReadImage(str(source)), sitk.ReadImage(str(prediction)), title=case)
+        if written is not None:
+            previews[case] = written
+    return previews

@@ -1,0 +1,185 @@
+"""A real (short) nnU-Net training through the Dagster assets, then predictions on an unseen patient.
+
+One tiny synthetic SPIDER root (3 patients, T2 only, 64x64x8) is converted with a three-class schema (vertebra,
+canal, disc: a custom YAML schema, which keeps a few minutes of CPU training meaningful) and trained once for the
+module with ``nnUNetTrainerShort``; fold 0 holds one patient out, which the predictions are scored on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import dagster as dg
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import yaml
+
+from spine_lib.core.layout import DataLayout
+from spine_lib.datasets.nnunet import image_path, label_path
+from spine_lib.labels import load_label_schema
+from spine_lib.segmentation.environment import NNUNetPaths
+from spine_lib.segmentation.metrics import group_dice
+from tests.conftest import assert_same_geometry
+
+pytestmark = pytest.mark.slow
+CONFIGURATION = "2d"
+TRAINER = "nnUNetTrainerShort"
+PLANS = "nnUNetPlansF32"  # nnU-Net's plans with the features per stage capped at 32
+
+
+@dataclass
+class Trained:
+    layout: DataLayout
+    metadata: dict[str, dg.MetadataValue]
+    checks: dict[str, bool]
+    held_out: list[str]
+    labels: dict[str, int]
+
+
+def write_group_schema(path: Path) -> Path:
+    """The SPIDER source values merged into three targets: any vertebra (partial ones too), the canal, any disc."""
+    spider = load_label_schema("spider")
+    group = {"vertebra": 1, "spinal_canal": 2, "disc": 3}
+
+    def target(value: int) -> int:
+        name = spider.source_name(value)
+        return 0 if value == 0 else group["disc"] if name.startswith("disc") else group.get(name, group["vertebra"])
+
+    path.write_text(yaml.safe_dump({
+        "name": "spine_groups",
+        "source_labels": spider.source_labels,
+        "target_labels": {"background": 0, **group},
+        "mapping": {v: target(v) for v in spider.source_labels.values()},
+    }))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    from spine_assets.defs.raw_sources import spider_raw
+    from spine_assets.defs.resources import DataRoot, TorchDevice
+    from spine_assets.defs.segmentation import (
+        nnunet_images_have_labels,
+        nnunet_labels_consecutive,
+        nnunet_model,
+        spider_nnunet_dataset,
+    )
+    from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
+
+    base = tmp_path_factory.mktemp("nnunet_training")
+    schema = write_group_schema(base / "spine_groups.yaml")
+    layout = DataLayout(root=base / "data", weights=base / "weights")
+    make_synthetic_root(SynthConfig(out=layout.root, spider_patients=3, rsna_studies=1, phenikaa_patients=1,
+                                    size=64, slices=8, seed=5))
+    run_config = {"ops": {
+        "spider_nnunet_dataset": {"config": {"sequences": ["t2"], "workers": 1, "schema_path": str(schema)}},
+        "nnunet_model": {"config": {"configuration": CONFIGURATION, "fold": "0", "trainer": TRAINER, "epochs": 10,
+                                    "iterations_per_epoch": 12, "val_iterations_per_epoch": 2, "previews": 1,
+                                    "augmentation_workers": 0, "seed": 3, "max_features": 32,
+                                    "verify_dataset_integrity": False,  # test_nnunet_dataset runs nnU-Net's check
+                                    "min_validation_dice": 0.0}},
+    }}
+    result = dg.materialize(
+        [spider_raw, spider_nnunet_dataset, nnunet_labels_consecutive, nnunet_images_have_labels, nnunet_model],
+        resources={"paths": DataRoot(root=str(layout.root), weights=str(layout.weights)),
+                   "torch_device": TorchDevice(device="cpu")},
+        run_config=run_config, instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    splits = json.loads((NNUNetPaths.from_layout(layout).preprocessed / "Dataset501_Spider/splits_final.json").read_text())
+    return Trained(
+        layout=layout,
+        metadata=dict(result.asset_materializations_for_node("nnunet_model")[0].metadata),
+        checks={e.check_name: e.passed for e in result.get_asset_check_evaluations()},
+        held_out=splits[0]["val"],
+        labels=json.loads((layout.nnunet_dataset / "dataset.json").read_text())["labels"],
+    )
+
+
+def test_folds_keep_patients_apart(trained: Trained) -> None:
+    splits = json.loads((NNUNetPaths.from_layout(trained.layout).preprocessed
+                         / "Dataset501_Spider/splits_final.json").read_text())
+    assert len(splits) == 3  # three patients, one held out per fold
+    for split in splits:
+        assert len(split["val"]) == 1 and len(split["train"]) == 2
+        assert not {c.split("_")[0] for c in split["val"]} & {c.split("_")[0] for c in split["train"]}
+
+
+def test_model_asset_reports_checkpoint_dice_and_preview(trained: Trained) -> None:
+    meta = trained.metadata
+    checkpoint = Path(str(meta["checkpoint"].value))
+    expected = (trained.layout.weights / "segmentation" / "Dataset501_Spider"
+                / f"{TRAINER}__{PLANS}__{CONFIGURATION}" / "fold_0" / "checkpoint_final.pth")
+    assert checkpoint == expected and checkpoint.is_file()
+    assert meta["epochs"].value == 10 and meta["device"].value == "cpu"
+    dice = meta["dice_per_label"].value
+    assert isinstance(dice, dict)
+    dice = cast(dict[str, float], dice)
+    assert set(dice) == {"vertebra", "spinal_canal", "disc"}
+    assert all(0.0 <= v <= 1.0 for v in dice.values())
+    previews = [k for k in meta if k.startswith("preview_")]
+    assert previews == [f"preview_{trained.held_out[0]}"]
+    html = Path(str(meta[previews[0]].value)).read_text(encoding="utf-8")
+    assert '"name":"spinal_canal"' in html or '"name":"vertebra"' in html
+    assert trained.checks == {"nnunet_labels_consecutive": True, "nnunet_images_have_labels": True,
+                              "nnunet_validation_dice": True}
+
+
+def test_prediction_on_an_unseen_patient_beats_chance(trained: Trained) -> None:
+    from spine_lib.inference import NNUNetSegmentation
+
+    model = NNUNetSegmentation(trained.layout.weights / "segmentation", 501, CONFIGURATION, 0, device="cpu")
+    case = trained.held_out[0]
+    image = sitk.ReadImage(str(image_path(trained.layout.nnunet_dataset, case)))
+    result = model.predict(image)
+    assert_same_geometry(result.prediction, image)
+    predicted = sitk.GetArrayFromImage(result.prediction)
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path(trained.layout.nnunet_dataset, case))))
+    scores = group_dice(predicted, truth, trained.labels)
+    chance = float((truth > 0).mean())  # Dice of a random mask with the true foreground fraction
+    assert scores["foreground"] > max(0.5, 2 * chance), scores
+    assert scores["vertebrae"] > 0.3 and scores["canal"] > 0.2, scores
+    assert set(np.unique(predicted).tolist()) <= set(trained.labels.values())
+
+
+def test_nnunet_predict_command_finds_the_short_trainer(trained: Trained, tmp_path: Path) -> None:
+    from spine_lib.inference import NNUNetSegmentation
+
+    case = trained.held_out[0]
+    source = image_path(trained.layout.nnunet_dataset, case)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / source.name).symlink_to(source)
+    env = {**os.environ, **NNUNetPaths.from_layout(trained.layout).environment(processes=1)}
+    command = [str(Path(sys.executable).parent / "nnUNetv2_predict"), "-i", str(tmp_path / "in"), "-o",
+               str(tmp_path / "out"), "-d", "501", "-c", CONFIGURATION, "-f", "0", "-tr", TRAINER, "-p", PLANS, "-device", "cpu",
+               "-npp", "1", "-nps", "1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    from_command = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / f"{case}.nii.gz")))
+    in_memory = NNUNetSegmentation(trained.layout.weights / "segmentation", 501, CONFIGURATION, 0, device="cpu",
+                                   trainer=TRAINER).predict(sitk.ReadImage(str(source)))
+    agreement = (sitk.GetArrayFromImage(in_memory.prediction) == from_command).mean()
+    assert agreement > 0.999
+
+
+def test_visualize_command_segments_a_batch(trained: Trained, tmp_path: Path) -> None:
+    from spine_lib.cli import main
+
+    inputs = tmp_path / "series"
+    inputs.mkdir()
+    for name in ("1_t2.mha", "2_t2.mha"):
+        (inputs / name).symlink_to(trained.layout.spider / "images" / name)
+    (inputs / "broken.mha").write_bytes(b"not an image")
+    main(["visualize", "--input-path", str(inputs), "--output-path", str(tmp_path / "views"), "--model-path",
+          str(trained.layout.weights / "segmentation"), "--configuration", CONFIGURATION, "--fold", "0",
+          "--batch", "--device", "cpu"])
+    written = sorted(p.name for p in (tmp_path / "views").iterdir())
+    assert written == ["1_t2.html", "2_t2.html"]
+    assert '"name":"labels"' in (tmp_path / "views" / "1_t2.html").read_text(encoding="utf-8")
