@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--max-features", type=int, default=None, help="Cap the U-Net's features per stage.")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--schema", default="spider", help="Label schema (spider_groups: vertebra, canal, disc).")
+    parser.add_argument("--no-mirroring", action="store_true", help="No mirror TTA in validation and inference.")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/nnunet_bench"))
@@ -50,19 +52,20 @@ def main() -> None:
         make_synthetic_root(SynthConfig(out=root, spider_patients=args.patients, rsna_studies=1, phenikaa_patients=1,
                                         size=args.size, slices=args.slices, seed=args.seed))
     layout = DataLayout(root=root, weights=args.workdir / "weights")
-    report = convert_to_nnunet(ConvertConfig(input_path=layout.spider, output_path=layout.nnunet_dataset, workers=2))
+    report = convert_to_nnunet(ConvertConfig(input_path=layout.spider, output_path=layout.nnunet_dataset, workers=2,
+                                                   schema_name=args.schema))
     paths = NNUNetPaths.from_layout(layout)
     config = SegmentationTrainConfig(
         dataset_path=layout.nnunet_dataset, preprocessed_path=paths.preprocessed, results_path=paths.results,
         configuration=args.configuration, fold="0", trainer="nnUNetTrainerShort", device=args.device,
         epochs=args.epochs, iterations_per_epoch=args.iterations, val_iterations_per_epoch=5, initial_lr=args.lr,
         max_features=args.max_features, batch_size=args.batch_size,
-        preprocess_workers=2, augmentation_workers=1, seed=args.seed,
+        preprocess_workers=2, augmentation_workers=1, seed=args.seed, validation_mirroring=not args.no_mirroring,
     )
     result = train_segmentation(config)
     splits = json.loads((paths.preprocessed / layout.nnunet_dataset.name / "splits_final.json").read_text())
     model = NNUNetSegmentation(paths.results, 501, args.configuration, 0, device=args.device, trainer="nnUNetTrainerShort",
-                               plans=config.training_plans)
+                               plans=config.training_plans, use_mirroring=not args.no_mirroring)
     labels = json.loads((layout.nnunet_dataset / "dataset.json").read_text())["labels"]
     scores: list[dict[str, float]] = []
     seconds: list[float] = []
@@ -77,7 +80,8 @@ def main() -> None:
         "cases": report.cases, "validation_cases": splits[0]["val"], "configuration": args.configuration,
         "trainer": "nnUNetTrainerShort", "plans": config.training_plans, "epochs": args.epochs, "iterations_per_epoch": args.iterations,
         "train_minutes": round(result.train_seconds / 60, 2), "preprocess_minutes": round(result.preprocess_seconds / 60, 2),
-        "dice": mean, "nnunet_validation_foreground_dice": round(result.foreground_dice, 4),
+        "schema": args.schema, "mirroring": not args.no_mirroring, "batch_size": args.batch_size,
+        "max_features": args.max_features, "dice": mean, "nnunet_validation_foreground_dice": round(result.foreground_dice, 4),
         "inference_seconds_per_volume": round(float(np.median(seconds)), 2), "device": args.device,
         "size": args.size, "slices": args.slices, "started": time.strftime("%H:%M"),
     }, indent=1))

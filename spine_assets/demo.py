@@ -2,8 +2,9 @@
 
 Run by ``spine-vision demo`` in a child process (spine_lib never imports Dagster); usable on its own:
 ``DAGSTER_HOME=$PWD/.dagster python -m spine_assets.demo``. Report files become dynamic partitions (as the
-sensor would add them), each new one is read in its own run, then everything else is materialized. Prints one
-JSON line with what it did.
+sensor would add them), each new one is read in its own run, then everything else is materialized. Models are
+trained with short CPU settings (``DEMO_RUN_CONFIG``), and only when their training dataset's data version
+differs from the one their last materialization was trained on. Prints one JSON line with what it did.
 """
 
 from __future__ import annotations
@@ -19,6 +20,41 @@ from spine_assets.defs.resources import data_root_from_env
 
 GPU_POOL = "gpu"
 GPU_POOL_LIMIT = 1
+#: model asset -> the dataset asset it is trained on
+MODELS = {"nnunet_model": "spider_nnunet_dataset", "localization_model": "ivd_coords_dataset"}
+DATA_VERSION_TAG = "dagster/data_version"
+INPUT_DATA_VERSION_TAG = "dagster/input_data_version/"
+#: quick CPU settings: SPIDER's structures (vertebra, canal, disc) with nnU-Net's short trainer in 2D on a
+#: narrow network, and a small ConvNeXt localizer
+DEMO_RUN_CONFIG: dict[str, dict[str, object]] = {
+    "spider_nnunet_dataset": {"workers": 1, "schema_name": "spider_groups"},
+    "nnunet_model": {
+        "configuration": "2d", "fold": "0", "trainer": "nnUNetTrainerShort", "epochs": 10,
+        "iterations_per_epoch": 15, "val_iterations_per_epoch": 2, "max_features": 16, "batch_size": 4,
+        "preprocess_workers": 1, "augmentation_workers": 0, "verify_dataset_integrity": False,
+        "validation_mirroring": False, "previews": 1, "min_validation_dice": 0.3,
+    },
+    "localization_model": {"num_epochs": 15, "image_size": [128, 128], "batch_size": 16},
+}
+
+
+def run_config_for(keys: set[str]) -> dict[str, object]:
+    """The demo's run config restricted to the assets of one run (Dagster rejects config for absent ops)."""
+    return {"ops": {key: {"config": config} for key, config in DEMO_RUN_CONFIG.items() if key in keys}}
+
+
+def latest_tags(instance: dg.DagsterInstance, key: str) -> dict[str, str] | None:
+    records = instance.fetch_materializations(dg.AssetKey(key), limit=1).records
+    event = records[0].asset_materialization if records else None
+    return dict(event.tags or {}) if event is not None else None
+
+
+def needs_training(instance: dg.DagsterInstance, model: str, dataset: str) -> bool:
+    """Whether ``model`` was never materialized or was trained on another version of ``dataset``."""
+    model_tags, dataset_tags = latest_tags(instance, model), latest_tags(instance, dataset)
+    if model_tags is None or dataset_tags is None:
+        return True
+    return model_tags.get(INPUT_DATA_VERSION_TAG + dataset) != dataset_tags.get(DATA_VERSION_TAG)
 
 
 def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
@@ -44,11 +80,25 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
         success &= result.success
         materialized.add("phenikaa_report")
     rest = definitions.resolve_job_def("everything_but_reports")
-    result = rest.execute_in_process(instance=instance, raise_on_error=False)
+    data_keys = {k.to_user_string() for k in rest.asset_layer.executable_asset_keys} - set(MODELS)
+    result = rest.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config_for(data_keys),
+                                     asset_selection=[dg.AssetKey(k) for k in sorted(data_keys)])
     success &= result.success
-    materialized |= {e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key}
-    checks.update({f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
-    return {"run_id": result.run_id, "success": success, "materialized": sorted(materialized), "checks": checks,
+    run_ids = [result.run_id]
+    results = [result]
+    stale = {m for m, dataset in MODELS.items() if needs_training(instance, m, dataset)}
+    if stale and result.success:
+        trained = rest.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config_for(stale),
+                                          asset_selection=[dg.AssetKey(k) for k in sorted(stale)])
+        success &= trained.success
+        run_ids.append(trained.run_id)
+        results.append(trained)
+    for run in results:
+        materialized |= {e.asset_key.to_user_string() for e in run.get_asset_materialization_events() if e.asset_key}
+        checks.update({f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+                       for e in run.get_asset_check_evaluations()})
+    return {"run_id": run_ids[-1], "run_ids": run_ids, "success": success, "materialized": sorted(materialized),
+            "checks": checks, "up_to_date": sorted(set(MODELS) - stale),
             "reports_read": len([k for k in keys if k not in done])}
 
 

@@ -51,6 +51,7 @@ class DemoResult:
     run_id: str
     materialized: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
+    up_to_date: list[str] = field(default_factory=list)
     created_folders: list[Path] = field(default_factory=list)
     synthesized: bool = False
 
@@ -116,6 +117,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         run_id=str(summary["run_id"]),
         materialized=list(summary["materialized"]),
         checks={str(k): bool(v) for k, v in dict(summary.get("checks", {})).items()},
+        up_to_date=[str(k) for k in summary.get("up_to_date", [])],
         created_folders=created,
         synthesized=synthesized,
     )

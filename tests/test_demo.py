@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,23 +19,34 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
-    args = ("demo", "--data-root", "data", "--weights", "weights", "--dagster-home", "dh", "--patients", "1",
+    args = ("demo", "--data-root", "data", "--weights", "weights", "--dagster-home", "dh", "--patients", "2",
             "--size", "64")
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert ("Materialized:     data_root, phenikaa_patients, phenikaa_raw, phenikaa_report, phenikaa_report_table, "
-            "rsna_raw, spider_raw") in first.stdout
-    assert "Asset checks:     7/7 passed" in first.stdout
+    assert ("Materialized:     data_root, ivd_coords_dataset, localization_model, nnunet_model, phenikaa_patients, "
+            "phenikaa_raw, phenikaa_report, phenikaa_report_table, rsna_raw, spider_nnunet_dataset, spider_raw"
+            ) in first.stdout
+    checks = re.search(r"Asset checks:     (\d+)/(\d+) passed(?: \(failed: (.*)\))?", first.stdout)
+    assert checks is not None and checks.group(2) == "14"
+    # on two tiny patients only the models' quality floors may fail; every data check passes
+    assert set((checks.group(3) or "").split(", ")) <= {"", "nnunet_model:nnunet_validation_dice",
+                                                        "localization_model:localization_val_pck"}
     assert "Synthetic data:   written" in first.stdout
     assert (tmp_path / "data/truth/spider.json").is_file()
     assert f"DAGSTER_HOME={tmp_path / 'dh'}" in first.stdout
     assert (tmp_path / "data/raw/SPIDER").is_dir() and (tmp_path / "dh/dagster.yaml").is_file()
     assert (tmp_path / "dh/storage").is_dir()  # SQLite storage, not an ephemeral instance
+    latest = json.loads((tmp_path / "weights/localization/latest.json").read_text())
+    assert (tmp_path / "weights/localization" / latest["run_id"] / latest["best_model"]).is_file()
+    assert list((tmp_path / "weights/segmentation/Dataset501_Spider").glob("*/fold_0/checkpoint_final.pth"))
 
-    second = run_cli(*args, cwd=tmp_path)  # rerun: same outputs, one more materialization
+    second = run_cli(*args, cwd=tmp_path)  # rerun: same outputs, one more materialization, no retraining
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Synthetic data" not in second.stdout  # the existing data root is reused
     assert "phenikaa_report," not in second.stdout  # and no report is read twice
+    assert "Up to date:       localization_model, nnunet_model" in second.stdout
+    assert "_model," not in second.stdout.split("Materialized:")[1].split("\n")[0]
+    assert "Asset checks:     12/12 passed" in second.stdout
     with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:
         records = instance.fetch_materializations(dg.AssetKey("data_root"), limit=10).records
         assert len(records) == 2
@@ -44,7 +57,17 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
         spider = instance.fetch_materializations(dg.AssetKey("spider_raw"), limit=1).records[0].asset_materialization
         assert spider is not None
-        assert spider.metadata["patients"].value == 1 and spider.metadata["masks"].value == 2
+        assert spider.metadata["patients"].value == 2
+        assert spider.metadata["masks"].value == len(list((tmp_path / "data/raw/SPIDER/masks").glob("*.mha")))
+        model = instance.fetch_materializations(dg.AssetKey("nnunet_model"), limit=10).records
+        assert len(model) == 1  # trained once
+        model_event = model[0].asset_materialization
+        assert model_event is not None
+        assert set(model_event.metadata["dice_per_label"].value) == {"vertebra", "spinal_canal", "disc"}  # type: ignore[arg-type]
+        dataset = instance.fetch_materializations(dg.AssetKey("spider_nnunet_dataset"), limit=1).records[0]
+        assert dataset.asset_materialization is not None
+        version = (dataset.asset_materialization.tags or {})["dagster/data_version"]
+        assert (model_event.tags or {})["dagster/input_data_version/spider_nnunet_dataset"] == version
 
 
 def test_demo_reports_a_bad_dagster_home_clearly(tmp_path: Path) -> None:

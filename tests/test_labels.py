@@ -33,7 +33,16 @@ def expected_spider_target(value: int, ignore_partial: bool = False) -> int:
 
 
 def test_builtin_schemas_are_listed() -> None:
-    assert {"spider", "spider_ignore_partial"} <= set(builtin_schemas())
+    assert {"spider", "spider_ignore_partial", "spider_groups"} <= set(builtin_schemas())
+
+
+def test_group_schema_merges_levels_into_three_structures() -> None:
+    schema = load_label_schema("spider_groups")
+    values = np.array(ALL_SPIDER_VALUES, dtype=np.uint16)
+    out = remap_labels(values, schema)
+    expected = [0 if v == 0 else 2 if v == 100 else 3 if v > 200 else 1 for v in ALL_SPIDER_VALUES]
+    np.testing.assert_array_equal(out, expected)
+    assert schema.num_classes == 4 and schema.target_name(3) == "disc"
 
 
 def test_spider_schema_covers_every_spider_value() -> None:

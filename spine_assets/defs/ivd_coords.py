@@ -28,7 +28,7 @@ class IVDCoordsSettings(dg.Config):
 def ivd_coords_dataset(config: IVDCoordsSettings, paths: DataRoot) -> dg.MaterializeResult:
     """One PNG per labelled RSNA instance and annotations.csv: the disc/canal point per level on Sagittal T2,
     the foramen points on Sagittal T1. Bad coordinate rows are skipped, counted and listed in rejects.csv."""
-    from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords
+    from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords, dataset_version
 
     layout = paths.layout
     report = build_ivd_coords(IVDDatasetConfig(
@@ -43,7 +43,7 @@ def ivd_coords_dataset(config: IVDCoordsSettings, paths: DataRoot) -> dg.Materia
     metadata["dataset"] = dg.MetadataValue.path(str(layout.ivd_coords))
     metadata["dagster/row_count"] = report.annotations
     metadata["counts"] = dg.MetadataValue.md(report.counts_table())
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(dataset_version(layout.ivd_coords)[:16]))
 
 
 def listed(items: list[str]) -> dg.MetadataValue:

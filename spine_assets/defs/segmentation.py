@@ -45,6 +45,7 @@ class NNUNetTrainingSettings(dg.Config):
     augmentation_workers: int | None = None
     verify_dataset_integrity: bool = True
     continue_training: bool = False
+    validation_mirroring: bool = True
     seed: int | None = None
     previews: int = 2
     min_validation_dice: float = 0.5
@@ -61,7 +62,7 @@ def problems_metadata(checked: int, problems: list[str]) -> "dict[str, dg.RawMet
 def spider_nnunet_dataset(config: NNUNetDatasetSettings, paths: DataRoot) -> dg.MaterializeResult:
     """SPIDER as an nnU-Net v2 raw dataset: processed/SPIDER/Dataset501_Spider (imagesTr, labelsTr, dataset.json,
     rejects.csv)."""
-    from spine_lib.datasets.nnunet import ConvertConfig, convert_to_nnunet
+    from spine_lib.datasets.nnunet import ConvertConfig, convert_to_nnunet, dataset_version
 
     layout = paths.layout
     report = convert_to_nnunet(ConvertConfig.model_validate({
@@ -74,7 +75,7 @@ def spider_nnunet_dataset(config: NNUNetDatasetSettings, paths: DataRoot) -> dg.
         "dataset": dg.MetadataValue.path(str(report.output_path)),
         "rejects": dg.MetadataValue.path(str(report.rejects_path)),
         "label_table": dg.MetadataValue.md(report.label_table_markdown()),
-    })
+    }, data_version=dg.DataVersion(dataset_version(report.output_path)[:16]))
 
 
 @dg.asset_check(asset=spider_nnunet_dataset, description="dataset.json labels run 0..N-1; label files hold only those.")

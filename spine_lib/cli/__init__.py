@@ -35,6 +35,9 @@ def demo(config: DemoConfig) -> None:
     if result.synthesized:
         print("Synthetic data:   written (SPIDER, RSNA, Phenikaa layouts; truth/ holds the ground truth)")
     print(f"Materialized:     {', '.join(result.materialized) or 'nothing'}")
+    if result.up_to_date:
+        print(f"Up to date:       {', '.join(result.up_to_date)} (trained on the current dataset version)")
+    print(f"Weights:          {result.weights} (segmentation/, localization/latest.json)")
     failed = [name for name, passed in result.checks.items() if not passed]
     print(f"Asset checks:     {len(result.checks) - len(failed)}/{len(result.checks)} passed"
           + (f" (failed: {', '.join(failed)})" if failed else ""))

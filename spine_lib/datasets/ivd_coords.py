@@ -44,6 +44,7 @@ from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DataLayout
 from spine_lib.datasets.rsna import SAG_T1, SAG_T2, condition_kind, get_series_type, load_series_mapping
 from spine_lib.errors import ConfigError, InputPathError
+from spine_lib.io.fingerprint import dataset_fingerprint
 from spine_lib.levels import LEVEL_TO_IDX, LEVELS, check_level
 
 if TYPE_CHECKING:
@@ -595,6 +596,11 @@ def point_in_pixels(row: PointRow, width: int, height: int) -> tuple[float | Non
             return None, None
         x, y = rx * width, ry * height
     return x, y
+
+
+def dataset_version(output_path: Path) -> str:
+    """Fingerprint of the localization dataset (annotations.csv, every image): changes when it does."""
+    return dataset_fingerprint(output_path, ["annotations.csv"], ["images"])
 
 
 def remove_orphans(images_dir: Path, used: set[str]) -> int:

@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 from spine_lib.core.config import BaseConfig
 from spine_lib.errors import InputPathError, MedicalImageError
 from spine_lib.io.atomic import atomic_write_text
+from spine_lib.io.fingerprint import dataset_fingerprint
 from spine_lib.io.writers import write_records_csv
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class ConvertConfig(BaseConfig):
     schema_path: Annotated[
         Path | None, tyro.conf.arg(help="Label schema YAML; default: the built-in schema named by --schema-name.")
     ] = None
-    schema_name: Annotated[str, tyro.conf.arg(help="Built-in label schema (spider, spider_ignore_partial).")] = "spider"
+    schema_name: Annotated[str, tyro.conf.arg(help="Built-in label schema (spider, spider_ignore_partial, spider_groups).")] = "spider"
     channel_name: Annotated[str, tyro.conf.arg(help="Channel name in dataset.json (not CT: z-score normalisation).")] = "MRI"
     file_extension: Annotated[str, tyro.conf.arg(help="Extension of the SPIDER image and mask files.")] = ".mha"
     output_file_ending: Annotated[str, tyro.conf.arg(help="File ending of the nnU-Net files.")] = ".nii.gz"
@@ -405,6 +406,11 @@ def convert_to_nnunet(config: ConvertConfig) -> ConversionReport:
     logger.info("nnU-Net dataset {}: {} cases ({} converted, {} unchanged, {} rejected)", output.name, report.cases,
                 converted, unchanged, len(rejected))
     return report
+
+
+def dataset_version(dataset: Path) -> str:
+    """Fingerprint of the converted dataset (dataset.json, every image and label file): changes when it does."""
+    return dataset_fingerprint(dataset, ["dataset.json"], ["imagesTr", "labelsTr"])
 
 
 def remove_stale_cases(output: Path, keep: set[str], ending: str) -> int:

@@ -13,7 +13,6 @@ Defaults are nnU-Net's standard (``nnUNetTrainer``, ``3d_fullres``, fold 0). For
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ import tyro
 from pydantic import field_validator
 
 from spine_lib.core.config import BaseConfig
+from spine_lib.datasets.nnunet import dataset_version
 from spine_lib.errors import ConfigError, InputPathError, SpineVisionError
 from spine_lib.io.atomic import atomic_write_text
 from spine_lib.segmentation.environment import NNUNetPaths, model_folder
@@ -69,6 +69,9 @@ class SegmentationTrainConfig(BaseConfig):
     ] = None
     verify_dataset_integrity: Annotated[bool, tyro.conf.arg(help="Run nnU-Net's dataset integrity check.")] = True
     continue_training: Annotated[bool, tyro.conf.arg(help="Continue from the fold's latest checkpoint.")] = False
+    validation_mirroring: Annotated[
+        bool, tyro.conf.arg(help="Mirror test-time augmentation in the final validation (off: several times faster).")
+    ] = True
     seed: Annotated[int | None, tyro.conf.arg(help="Seed torch and numpy in the training process.")] = None
 
     @field_validator("fold")
@@ -152,14 +155,7 @@ class SegmentationTrainResult:
 
 def dataset_stamp(dataset: Path) -> str:
     """A hash of what preprocessing depends on: dataset.json and each file's name, size and mtime."""
-    digest = hashlib.sha256((dataset / "dataset.json").read_bytes())
-    for folder in ("imagesTr", "labelsTr"):
-        for path in sorted((dataset / folder).iterdir()):
-            if path.name.startswith("."):
-                continue
-            stat = path.stat()
-            digest.update(f"{folder}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()
+    return dataset_version(dataset)
 
 
 def plan_and_preprocess(config: SegmentationTrainConfig, log_path: Path | None = None) -> bool:

@@ -52,6 +52,8 @@ def main(job_path: Path) -> None:
     start = time.perf_counter()
     trainer.run_training()
     trained = time.perf_counter() - start
+    if not job.get("validation_mirroring", True):
+        trainer.inference_allowed_mirroring_axes = None  # the validation predictor then mirrors nothing
     trainer.perform_actual_validation(False)
     state = {"epochs": trainer.num_epochs, "iterations_per_epoch": trainer.num_iterations_per_epoch,
              "train_seconds": trained, "validation_seconds": time.perf_counter() - start - trained}
