@@ -255,7 +255,7 @@ def convert_case(source: CaseSource, output: Path, mapping: dict[int, int], file
     from spine_lib.errors import SpineVisionError
     from spine_lib.io.readers import read_medical_image
     from spine_lib.io.writers import write_medical_image
-    from spine_lib.labels.mapping import remap_array
+    from spine_lib.labels.mapping import remap_array_with_counts
 
     start = time.perf_counter()
     result = CaseResult(source.case, "ok", image=source.image.name,
@@ -270,7 +270,8 @@ def convert_case(source: CaseSource, output: Path, mapping: dict[int, int], file
             return reject_case(result, "image has more than one component per voxel", start)
         if (why := same_geometry(image, mask)) is not None:
             return reject_case(result, why, start)
-        labels = remap_array(sitk.GetArrayViewFromImage(mask), mapping, source.mask).astype(np.uint8, copy=False)
+        labels, counts = remap_array_with_counts(sitk.GetArrayViewFromImage(mask), mapping, source.mask)
+        labels = labels.astype(np.uint8, copy=False)
         label_image = sitk.GetImageFromArray(labels)
         label_image.CopyInformation(image)
         write_medical_image(image, image_path(output, source.case, file_ending))
@@ -279,8 +280,7 @@ def convert_case(source: CaseSource, output: Path, mapping: dict[int, int], file
         return reject_case(result, str(error.cause), start)
     except OSError as error:
         return reject_case(result, f"cannot read inputs: {error.strerror or error}", start)
-    counts = np.bincount(labels.ravel())  # one pass, no sort (np.unique sorts the whole volume)
-    result.label_voxels = {str(v): int(c) for v, c in enumerate(counts) if c}
+    result.label_voxels = {str(v): c for v, c in sorted(counts.items())}
     result.size = list(image.GetSize())
     result.spacing = [float(s) for s in image.GetSpacing()]
     result.seconds = time.perf_counter() - start

@@ -108,7 +108,7 @@ def load_label_schema(name_or_path: str | Path) -> LabelSchema:
             str(name_or_path), f"neither a built-in schema ({', '.join(builtin_schemas())}) nor a YAML file"
         )
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # C parser when built
     except yaml.YAMLError as error:
         raise LabelSchemaError(origin, f"invalid YAML: {error}") from error
     if not isinstance(data, dict):
@@ -136,6 +136,14 @@ def remap_array(
     mask: npt.NDArray[Any], mapping: dict[int, int], source: str | Path | None = None
 ) -> npt.NDArray[np.integer]:
     """Remap an integer array through ``mapping``; unmapped values raise :class:`LabelSchemaError`."""
+    return remap_array_with_counts(mask, mapping, source)[0]
+
+
+def remap_array_with_counts(
+    mask: npt.NDArray[Any], mapping: dict[int, int], source: str | Path | None = None
+) -> tuple[npt.NDArray[np.integer], dict[int, int]]:
+    """:func:`remap_array` plus the voxel count of every target value present (one histogram pass serves both
+    the check for unmapped values and the counts)."""
     array = np.asarray(mask)
     if array.dtype.kind == "f":
         if not np.all(np.mod(array, 1) == 0):
@@ -145,14 +153,19 @@ def remap_array(
         raise LabelSchemaError(source, f"label mask must hold integers, got {array.dtype}")
     table, known = lookup_table(mapping)
     if array.size == 0:
-        return array.astype(table.dtype)
-    low, high = int(array.min()), int(array.max())
-    if low < 0 or high >= table.size:
-        outside = (array < 0) | (array >= table.size)
-        raise_unknown(np.unique(array[outside]), source)
-    if not known[array].all():
-        raise_unknown(np.unique(array[~known[array]]), source)
-    return table[array]
+        return array.astype(table.dtype), {}
+    if array.dtype.kind == "i" and int(array.min()) < 0:
+        raise_unknown(np.unique(array[array < 0]), source)
+    histogram = np.bincount(array.ravel())
+    present = np.flatnonzero(histogram)
+    unknown = present[(present >= table.size) | ~known[np.minimum(present, table.size - 1)]]
+    if unknown.size:
+        raise_unknown(unknown, source)
+    counts: dict[int, int] = {}
+    for value in present:
+        target = int(table[value])
+        counts[target] = counts.get(target, 0) + int(histogram[value])
+    return table[array], counts
 
 
 def raise_unknown(values: npt.NDArray[Any], source: str | Path | None) -> None:
