@@ -201,6 +201,9 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         self.global_step = 0
         self.best_score = math.inf
         self.best_epoch = -1
+        #: validation loss, metrics and outputs of the best epoch of this process (None after a resume until
+        #: an epoch improves): spares on_train_end a second pass over the validation split
+        self.best_validation: tuple[float, dict[str, float], dict[str, Any]] | None = None
         self._bad_epochs = 0
         self._start_epoch = 0
         self._wandb: Any = None
@@ -437,7 +440,7 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             train_loss, seen = self.train_epoch(epoch)
             train_seconds += time.perf_counter() - t0
             images_seen += seen
-            val_loss, metrics, _ = self.validate()
+            val_loss, metrics, outputs = self.validate()
             score = self.get_metric_for_checkpoint(val_loss, metrics)
             if math.isnan(score):  # no validation data: judge by the training loss
                 score = train_loss
@@ -447,6 +450,7 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             improved = score < self.best_score - config.min_delta
             if improved:
                 self.best_score, self.best_epoch, self._bad_epochs = score, epoch, 0
+                self.best_validation = (val_loss, metrics, outputs)
                 self._save(self.output_path / BEST_MODEL, epoch)
             else:
                 self._bad_epochs += 1

@@ -95,11 +95,12 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
             self.plot_predictions(f"predictions_epoch_{epoch + 1}")
 
     def on_train_end(self, result: TrainingResult) -> None:
-        """Reload the best weights, score them on the validation split, write the plots."""
-        if result.best_model_path.is_file():
+        """Reload the best weights (unless the last epoch was the best), take their validation scores (kept from
+        that epoch, or computed again after a resume), write the plots."""
+        if result.best_model_path.is_file() and self.best_epoch != result.epochs_run - 1:
             payload = read_checkpoint(result.best_model_path)
             load_model_state(self.unwrapped_model, payload, result.best_model_path)
-        val_loss, metrics, outputs = self.validate()
+        val_loss, metrics, outputs = self.best_validation or self.validate()
         if metrics:
             result.final_metrics = {"val_loss": val_loss, **metrics}
         result.plots["training_curves"] = self.visualizer.plot_training_curves(self.history)
