@@ -16,6 +16,8 @@ from spine_lib.errors import InputPathError, TabularDataError
 SAG_T1 = "sag_t1"
 SAG_T2 = "sag_t2"
 AX_T2 = "ax_t2"
+#: series type -> the description RSNA writes for it
+SERIES_DESCRIPTIONS: dict[str, str] = {SAG_T1: "Sagittal T1", SAG_T2: "Sagittal T2/STIR", AX_T2: "Axial T2"}
 #: series description (lower case) -> series type; descriptions are matched by these prefixes.
 DESCRIPTION_PREFIXES: tuple[tuple[str, str], ...] = (
     ("sagittal t1", SAG_T1),

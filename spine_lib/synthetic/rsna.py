@@ -10,6 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from spine_lib.core.layout import DataLayout
+from spine_lib.datasets.rsna import AX_T2, CONDITIONS, SAG_T1, SAG_T2, SERIES_DESCRIPTIONS
 from spine_lib.io import DicomSeriesInfo, write_dicom_series, write_records_csv
 from spine_lib.io.dicom import deterministic_uid
 from spine_lib.levels import LEVELS, rsna_level_suffix
@@ -26,17 +27,9 @@ from spine_lib.synthetic.phantom import (
 from spine_lib.synthetic.spider import RenderSize
 from spine_lib.synthetic.truth import disc_truths, series_truth
 
-SAGITTAL_T1 = "Sagittal T1"
-SAGITTAL_T2 = "Sagittal T2/STIR"
-AXIAL_T2 = "Axial T2"
-#: condition -> (series description it is annotated on, point kind, side)
-CONDITIONS: dict[str, tuple[str, str, str]] = {
-    "Spinal Canal Stenosis": (SAGITTAL_T2, "canal", ""),
-    "Left Neural Foraminal Narrowing": (SAGITTAL_T1, "foramen", "left"),
-    "Right Neural Foraminal Narrowing": (SAGITTAL_T1, "foramen", "right"),
-    "Left Subarticular Stenosis": (AXIAL_T2, "subarticular", "left"),
-    "Right Subarticular Stenosis": (AXIAL_T2, "subarticular", "right"),
-}
+SAGITTAL_T1 = SERIES_DESCRIPTIONS[SAG_T1]
+SAGITTAL_T2 = SERIES_DESCRIPTIONS[SAG_T2]
+AXIAL_T2 = SERIES_DESCRIPTIONS[AX_T2]
 COORDINATE_COLUMNS = ["study_id", "series_id", "instance_number", "condition", "level", "x", "y"]
 SEVERITIES = ("Normal/Mild", "Moderate", "Severe")
 
@@ -105,8 +98,8 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
             entry = series_truth(image, anatomy, relative, kind, series_uid=info.series_uid)
             study_truth["series"].append({"series_id": series_id, "description": description, **vars(entry)})
         row: dict[str, object] = {"study_id": study_id}
-        for condition, (description, kind, side) in CONDITIONS.items():
-            image, series_id = images[description]
+        for condition, (series_type, kind, side) in CONDITIONS.items():
+            image, series_id = images[SERIES_DESCRIPTIONS[series_type]]
             for level in LEVELS:
                 i, j, k = physical_to_index(image, landmark(anatomy, kind, level, side))
                 instance = int(np.clip(round(k), 0, image.GetSize()[2] - 1)) + 1
