@@ -34,7 +34,7 @@ DEMO_RUN_CONFIG: dict[str, dict[str, object]] = {
         "preprocess_workers": 1, "augmentation_workers": 0, "verify_dataset_integrity": False,
         "validation_mirroring": False, "previews": 1, "min_validation_dice": 0.3,
     },
-    "localization_model": {"num_epochs": 15, "image_size": [128, 128], "batch_size": 16},
+    "localization_model": {"num_epochs": 40, "image_size": [128, 128], "batch_size": 8},
 }
 
 

@@ -132,6 +132,60 @@ def test_augmentation_is_reproducible_under_a_torch_seed(tmp_path: Path) -> None
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
 
 
+def test_grouped_items_hold_every_point_of_their_image(data: Path) -> None:
+    plain = IVDCoordsDataset(data / "processed/ivd_coords", split="all", image_size=SIZE)
+    grouped = IVDCoordsDataset(data / "processed/ivd_coords", split="all", image_size=SIZE, group_levels=True)
+    members = sorted(m for group in grouped.groups for m in group)
+    assert members == list(range(len(plain)))  # every annotation in exactly one group
+    assert len(grouped) == len({r.image_path for r in plain.records}) < len(plain)
+    by_key = {(plain.records[i].image_path, plain.records[i].level): plain[i]["coords"] for i in range(len(plain))}
+    for index in range(len(grouped)):
+        item = grouped[index]
+        assert item["coords"].shape == (5, 2) and item["level_idx"].tolist() == [0, 1, 2, 3, 4]
+        image_path = grouped.records[grouped.groups[index][0]].image_path
+        assert torch.equal(item["image"], plain[grouped.groups[index][0]]["image"])
+        for slot, level in enumerate(LEVELS):
+            expected = by_key.get((image_path, level))
+            if expected is None:
+                assert torch.isnan(item["coords"][slot]).all()
+            else:
+                assert torch.allclose(item["coords"][slot], expected)
+    batch = next(iter(DataLoader(grouped, batch_size=4)))
+    assert batch["image"].shape == (4, 3, *SIZE) and batch["coords"].shape == (4, 5, 2)
+
+
+def test_grouped_augmentation_moves_every_point_with_the_image(tmp_path: Path) -> None:
+    blob_dataset(tmp_path)
+    ds = IVDCoordsDataset(tmp_path, split="all", image_size=SIZE, augment=True, group_levels=True)
+    plain = IVDCoordsDataset(tmp_path, split="all", image_size=SIZE, group_levels=True)
+    assert len(ds) == 3
+    torch.manual_seed(1)
+    for _ in range(3):
+        for index in range(len(ds)):
+            item = ds[index]
+            image = grey(item["image"])
+            points = item["coords"].numpy() * (SIZE[1], SIZE[0])
+            for x, y in points:
+                cx, cy = spot_near(image, x, y)
+                assert abs(cx - x) < 1.0 and abs(cy - y) < 1.0, (index, (x, y), (cx, cy))
+            still = plain[index]["coords"].numpy() * (SIZE[1], SIZE[0])
+            assert np.abs(points - still).max() > 1.0  # really moved
+
+
+def test_a_repeated_level_on_one_image_starts_another_group(tmp_path: Path) -> None:
+    blob_dataset(tmp_path, images=1)
+    rows = [{"image_path": "images/blob_0.png", "level": level, "relative_x": x, "relative_y": y,
+             "series_type": "sag_t1", "source": "test", "study_id": "s0"}
+            for level, x, y in (("L1/L2", 0.3, 0.2), ("L2/L3", 0.3, 0.4), ("L1/L2", 0.6, 0.2))]
+    write_csv(tmp_path / "annotations.csv", rows)
+    ds = IVDCoordsDataset(tmp_path, split="all", image_size=(64, 64), group_levels=True, levels=["L1/L2", "L2/L3"])
+    assert ds.groups == [[0, 1], [2]]
+    first, second = ds[0]["coords"], ds[1]["coords"]
+    assert ds[0]["level_idx"].tolist() == [0, 1]
+    assert torch.allclose(first, torch.tensor([[0.3, 0.2], [0.3, 0.4]]))
+    assert second[0].tolist() == pytest.approx([0.6, 0.2]) and torch.isnan(second[1]).all()
+
+
 def test_splits_are_by_study_and_deterministic(data: Path) -> None:
     path = data / "processed/ivd_coords"
     splits = {s: IVDCoordsDataset(path, split=s, val_fraction=0.34, test_fraction=0.34) for s in ("train", "val", "test")}

@@ -45,13 +45,15 @@ def quick_config(data: Path, weights: Path, **overrides: object) -> Localization
 def test_short_training_learns_and_beats_the_mean_position(ivd_dataset: Path, tmp_path: Path) -> None:
     trainer = LocalizationTrainer(quick_config(ivd_dataset, tmp_path / "weights", visualize_predictions=True,
                                                visualize_every=4, augment=False, num_epochs=10,
-                                               image_size=(96, 96)))
+                                               image_size=(96, 96), batch_size=4))
     result = trainer.train()
     history = result.history
     assert len(history["train_loss"]) == 10
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
 
-    train_ds, val_ds = trainer.train_dataset, trainer.val_dataset
+    assert len(trainer.train_dataset) * 5 == len(trainer.make_dataset("train"))  # type: ignore[arg-type]  # grouped
+    assert len(trainer.val_dataset) * 5 == len(trainer.make_dataset("val"))  # type: ignore[arg-type]
+    train_ds, val_ds = trainer.make_dataset("train"), trainer.make_dataset("val")
     train_coords = np.stack([train_ds[i]["coords"].numpy() for i in range(len(train_ds))])  # type: ignore[arg-type]
     val_coords = np.stack([val_ds[i]["coords"].numpy() for i in range(len(val_ds))])  # type: ignore[arg-type]
     train_levels = [int(train_ds[i]["level_idx"]) for i in range(len(train_ds))]  # type: ignore[arg-type]

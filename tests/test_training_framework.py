@@ -13,6 +13,7 @@ import torch
 
 from spine_lib.core.device import DeviceChoice
 from spine_lib.errors import ConfigError, InputPathError
+from spine_lib.training.base import room_for_another_epoch
 from spine_lib.training.checkpoints import (
     CheckpointError,
     load_model_state,
@@ -139,6 +140,33 @@ def test_level_embedding_changes_the_prediction() -> None:
         model(image)
     plain = ConvNextLocalization("atto", use_level_embedding=False).eval()
     assert plain(image).shape == (2, 2)
+
+
+@pytest.mark.parametrize("head_type", ["heatmap", "mlp"])
+def test_all_levels_in_one_pass_equal_one_level_at_a_time(head_type: HeadType) -> None:
+    torch.manual_seed(1)
+    model = ConvNextLocalization("atto", head_config={"head_type": head_type}).eval()
+    if head_type == "heatmap":
+        torch.nn.init.normal_(model.head.film.weight, std=0.5)  # type: ignore[union-attr, arg-type]
+    images = torch.randn(2, 3, 64, 64)
+    levels = torch.tensor([[0, 2, 4], [1, 2, 3]])
+    with torch.no_grad():
+        grouped = model(images, levels)
+        single = model(images.repeat_interleave(3, dim=0), levels.reshape(-1)).view(2, 3, 2)
+    assert grouped.shape == (2, 3, 2)
+    assert torch.allclose(grouped, single, atol=1e-5)
+    assert not torch.allclose(grouped[0, 0], grouped[0, 2])  # the levels differ
+    with pytest.raises(ConfigError, match="rows of levels"):
+        model(images, levels[:1])
+
+
+def test_loss_ignores_the_levels_an_image_lacks() -> None:
+    model = ConvNextLocalization("atto", loss_type="mse")
+    predictions = torch.tensor([[[0.5, 0.5], [0.2, 0.3]], [[0.1, 0.1], [0.9, 0.8]]])
+    nan = float("nan")
+    targets = torch.tensor([[[0.5, 0.7], [nan, nan]], [[0.1, 0.4], [0.9, 0.8]]])
+    expected = ((0.7 - 0.5) ** 2 + (0.4 - 0.1) ** 2) / 6  # 3 present points, 2 coordinates each
+    assert float(model.get_loss(predictions, targets)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_convnext_variants_map_to_timm_and_vit_builds() -> None:
@@ -279,6 +307,13 @@ def test_mixed_precision_stays_off_on_the_cpu(tmp_path: Path) -> None:
     assert trainer.accelerator.mixed_precision == "no"
     assert trainer.accelerator.device.type == "cpu"
     assert trainer.output_path == tmp_path / "w/localization" / trainer.run_id
+
+
+def test_time_limit_lets_no_epoch_end_past_it() -> None:
+    assert room_for_another_epoch(0.0, 0, 60.0)  # the first epoch always runs
+    assert room_for_another_epoch(40.0, 2, 60.0)  # 20 s per epoch: the third ends at 60 s
+    assert not room_for_another_epoch(41.0, 2, 60.0)  # ... at 61.5 s
+    assert not room_for_another_epoch(70.0, 1, 60.0)
 
 
 @pytest.mark.parametrize("kind", ["cosine", "step", "plateau", "none"])

@@ -55,6 +55,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def room_for_another_epoch(elapsed_s: float, epochs_done: int, limit_s: float) -> bool:
+    """Whether one more epoch, taking the mean time of those done, would end within ``limit_s``."""
+    return epochs_done <= 0 or elapsed_s + elapsed_s / epochs_done <= limit_s
+
+
 def latest_run(weights_path: Path, task: str) -> Path | None:
     """The best checkpoint of the task's most recent finished run (``<weights>/<task>/latest.json``), or None."""
     pointer = Path(weights_path) / task / LATEST_RUN
@@ -233,6 +238,12 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         """Per-item values kept during validation for the metrics (levels, image paths...)."""
         return {}
 
+    def _flatten_outputs(self, predictions: torch.Tensor,
+                         targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's predictions and targets as one row per scored item (e.g. one per point of grouped items),
+        in the order of :meth:`_batch_extras`."""
+        return predictions, targets
+
     def _forward(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(**inputs) if isinstance(inputs, dict) else model(inputs)
 
@@ -407,7 +418,7 @@ class BaseTrainer(ABC, Generic[C, M, D]):
                 extras.setdefault(key, []).extend(values)
         if seen == 0:
             return math.nan, {}, {"predictions": torch.empty(0), "targets": torch.empty(0), "extras": extras}
-        predictions_all, targets_all = torch.cat(preds), torch.cat(targs)
+        predictions_all, targets_all = self._flatten_outputs(torch.cat(preds), torch.cat(targs))
         metrics = self._compute_metrics(predictions_all, targets_all, extras)
         val_loss = total / seen
         outputs = {"predictions": predictions_all, "targets": targets_all, "extras": extras}
@@ -461,8 +472,10 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             logger.info("epoch {}/{}: train {:.5f} val {:.5f} {}{}", epoch + 1, config.num_epochs, train_loss,
                         val_loss, " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if "/" not in k),
                         " *" if improved else "")
-            if config.max_train_minutes is not None and time.perf_counter() - start > 60 * config.max_train_minutes:
-                logger.info("time limit of {} min reached after epoch {}", config.max_train_minutes, epoch + 1)
+            if config.max_train_minutes is not None and epoch + 1 < config.num_epochs and not room_for_another_epoch(
+                    time.perf_counter() - start, epoch + 1 - self._start_epoch, 60 * config.max_train_minutes):
+                logger.info("time limit of {} min: stopping after epoch {} (another would end past it)",
+                            config.max_train_minutes, epoch + 1)
                 break
             if config.early_stopping and self._bad_epochs >= config.patience:
                 stopped_early = True

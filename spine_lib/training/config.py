@@ -106,7 +106,8 @@ class TrainingConfig(BaseConfig):
     patience: Annotated[int, tyro.conf.arg(help="Early stopping patience (epochs).")] = Field(default=20, ge=1)
     min_delta: Annotated[float, tyro.conf.arg(help="Smallest change that counts as an improvement.")] = 0.0
     max_train_minutes: Annotated[
-        float | None, tyro.conf.arg(help="Stop after the epoch that passes this much training time.")
+        float | None,
+        tyro.conf.arg(help="Training time limit: no epoch starts that would end past it at the mean epoch time."),
     ] = None
     save_every: Annotated[int, tyro.conf.arg(help="Write checkpoint_epoch_N.pt every N epochs (0: never).")] = Field(
         default=0, ge=0
@@ -169,6 +170,9 @@ class LocalizationConfig(TrainingConfig):
     levels: Annotated[list[str] | None, tyro.conf.arg(help="Only these levels (L4/L5 L5/S1).")] = None
     image_size: Annotated[tuple[int, int], tyro.conf.arg(help="Model input size (H W).")] = (224, 224)
     augment: Annotated[bool, tyro.conf.arg(help="Augment training images (points move with the image).")] = True
+    group_levels: Annotated[
+        bool, tyro.conf.arg(help="Train on every level of an image at once (one backbone pass per image).")
+    ] = True
     val_fraction: Annotated[float, tyro.conf.arg(help="Share of studies for validation.")] = 0.2
     test_fraction: Annotated[float, tyro.conf.arg(help="Share of studies held out for testing.")] = 0.0
     pck_thresholds: Annotated[list[float], tyro.conf.arg(help="PCK thresholds (fractions of image size).")] = Field(

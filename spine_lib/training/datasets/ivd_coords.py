@@ -1,10 +1,16 @@
-"""The IVD localization dataset for training: one item per annotation (image, level, target point).
+"""The IVD localization dataset for training: one item per annotation (image, level, target point), or, with
+``group_levels``, one item per image carrying the points of all its levels.
 
 Reads ``<data_path>/annotations.csv`` written by :func:`spine_lib.datasets.ivd_coords.build_ivd_coords`.
 Splits go by study (a study never lands in two splits) and are the same for the same seed. Each image is read
 once, resized to ``image_size`` and kept in memory (up to :data:`CACHE_BYTES`; all of them when the dataset is
 built, up to :data:`PRELOAD_MAX_IMAGES`); an item is then a few array operations. Augmentation moves the landmark with the image: one 2x3 affine matrix warps the image and
 maps the point, and a draw that would push the point out of the picture is drawn again.
+
+Grouped items hold ``coords`` ``(K, 2)`` for the dataset's K level slots (all five levels, or the filtered ones)
+with NaN where the image has no point of that level, and ``level_idx`` ``(K,)``; one warp moves all points. A
+localization model takes such a batch in one backbone pass per image (see ``LocalizationModel.forward``), which
+is what makes training on CPU affordable.
 
 Coordinates: ``coords`` is the relative ``(x, y)`` of the target in the item's ``image``; without augmentation it
 equals the CSV's ``relative_x, relative_y`` (``pixel / size``), so ``coords * (width, height)`` of the original
@@ -155,6 +161,23 @@ def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
     return out
 
 
+def group_by_image(records: Sequence[IVDRecord], level_indices: npt.NDArray[np.int64]) -> list[list[int]]:
+    """Record indices grouped by image, one level at most per group (a second point of a level on the same image
+    starts another group), in the order the images first appear."""
+    groups: list[list[int]] = []
+    open_groups: dict[str, list[int]] = {}  # image -> indices into ``groups``
+    for index, record in enumerate(records):
+        level = int(level_indices[index])
+        for g in open_groups.setdefault(record.image_path, []):
+            if all(int(level_indices[m]) != level for m in groups[g]):
+                groups[g].append(index)
+                break
+        else:
+            open_groups[record.image_path].append(len(groups))
+            groups.append([index])
+    return groups
+
+
 class IVDCoordsDataset(Dataset[dict[str, Any]]):
     """Localization items from an IVD coordinates dataset folder (see the module docstring)."""
 
@@ -169,6 +192,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         val_fraction: float = 0.2,
         test_fraction: float = 0.0,
         seed: int = 42,
+        group_levels: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -187,6 +211,10 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         self.assignment = split_studies([r.study_id for r in rows], val_fraction, test_fraction, seed)
         self.records: list[IVDRecord] = [r for r in rows if split == "all" or self.assignment[r.study_id] == split]
         self.level_indices = np.array([LEVEL_TO_IDX[r.level] for r in self.records], dtype=np.int64)
+        self.group_levels = group_levels
+        wanted = range(len(LEVEL_TO_IDX)) if levels is None else sorted(LEVEL_TO_IDX[check_level(v)] for v in levels)
+        self.level_slots = np.array(list(wanted), dtype=np.int64)
+        self.groups = group_by_image(self.records, self.level_indices) if group_levels else []
         self._cache: dict[str, tuple[npt.NDArray[np.uint8], int, int]] = {}
         self._cache_bytes = 0
         self._noise: npt.NDArray[np.float32] | None = None
@@ -203,7 +231,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         return len(self._cache)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.groups) if self.group_levels else len(self.records)
 
     @property
     def studies(self) -> list[str]:
@@ -230,13 +258,50 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         return entry
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.group_levels:
+            return self._group_item(index)
         record = self.records[index]
         image, _, _ = self.load_image(record.image_path)
         out_h, out_w = self.image_size
-        x, y = record.relative_x * out_w, record.relative_y * out_h
+        points = np.array([[record.relative_x * out_w, record.relative_y * out_h]])
+        channels, points = self._pixels(image, points)
+        return {
+            "image": torch.from_numpy(channels),
+            "coords": torch.tensor([points[0, 0] / out_w, points[0, 1] / out_h], dtype=torch.float32),
+            "level_idx": torch.tensor(self.level_indices[index], dtype=torch.int64),
+            "level": record.level,
+            "series_type": record.series_type,
+            "image_path": str(self.data_path / record.image_path),
+            "study_id": record.study_id,
+        }
+
+    def _group_item(self, index: int) -> dict[str, Any]:
+        members = self.groups[index]
+        first = self.records[members[0]]
+        image, _, _ = self.load_image(first.image_path)
+        out_h, out_w = self.image_size
+        points = np.array([[self.records[m].relative_x * out_w, self.records[m].relative_y * out_h] for m in members])
+        channels, points = self._pixels(image, points)
+        coords = torch.full((len(self.level_slots), 2), float("nan"), dtype=torch.float32)
+        slot_of = {int(level): slot for slot, level in enumerate(self.level_slots)}
+        for member, (x, y) in zip(members, points, strict=True):
+            coords[slot_of[int(self.level_indices[member])]] = torch.tensor([x / out_w, y / out_h])
+        return {
+            "image": torch.from_numpy(channels),
+            "coords": coords,
+            "level_idx": torch.from_numpy(self.level_slots.copy()),
+            "series_type": first.series_type,
+            "image_path": str(self.data_path / first.image_path),
+            "study_id": first.study_id,
+        }
+
+    def _pixels(self, image: npt.NDArray[np.uint8],
+                points: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+        """The normalized 3-channel input of a cached image and its points (pixels), augmented when enabled."""
+        out_h, out_w = self.image_size
         if self.augment:
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
-            warped, x, y = self.warp(image, x, y, rng)
+            warped, points = self.warp(image, points, rng)
             if self._noise is None:
                 self._noise = np.random.default_rng(self.seed).standard_normal((2 * out_h, 2 * out_w), dtype=np.float32)
             pixels = jitter_intensity(warped, rng, self._noise)
@@ -246,29 +311,25 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         for c in range(3):  # grey replicated to 3 channels, ImageNet normalized
             np.subtract(pixels, self._mean[c], out=channels[c])
             channels[c] *= self._inv_std[c]
-        return {
-            "image": torch.from_numpy(channels),
-            "coords": torch.tensor([x / out_w, y / out_h], dtype=torch.float32),
-            "level_idx": torch.tensor(self.level_indices[index], dtype=torch.int64),
-            "level": record.level,
-            "series_type": record.series_type,
-            "image_path": str(self.data_path / record.image_path),
-            "study_id": record.study_id,
-        }
+        return channels, points
 
-    def warp(self, image: npt.NDArray[np.uint8], x: float, y: float,
-             rng: np.random.Generator) -> tuple[npt.NDArray[np.uint8], float, float]:
-        """A random affine of ``image`` and the point moved with it; redrawn until the point stays inside."""
+    def warp(self, image: npt.NDArray[np.uint8], points: npt.NDArray[np.float64],
+             rng: np.random.Generator) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+        """A random affine of ``image`` and its ``(N, 2)`` pixel points moved with it; redrawn until every point
+        stays inside."""
         out_h, out_w = image.shape[:2]
+        homogeneous = np.hstack([points, np.ones((len(points), 1))])
         for _ in range(AUGMENT_TRIES):
             matrix = affine_matrix(rng, out_w, out_h)
-            nx, ny = matrix @ np.array([x, y, 1.0])
-            if POINT_MARGIN <= nx <= out_w - 1 - POINT_MARGIN and POINT_MARGIN <= ny <= out_h - 1 - POINT_MARGIN:
+            moved = homogeneous @ matrix.T
+            if (np.all(moved >= POINT_MARGIN) and np.all(moved[:, 0] <= out_w - 1 - POINT_MARGIN)
+                    and np.all(moved[:, 1] <= out_h - 1 - POINT_MARGIN)):
                 warped = cv2.warpAffine(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                return np.asarray(warped, dtype=np.uint8), float(nx), float(ny)
-        return image, x, y  # a point hugging the border: keep the geometry, jitter only the intensity
+                return np.asarray(warped, dtype=np.uint8), moved
+        return image, points  # points hugging the border: keep the geometry, jitter only the intensity
 
     def __repr__(self) -> str:
         return (f"IVDCoordsDataset({self.data_path}, split={self.split!r}, items={len(self)}, "
-                f"studies={len(self.studies)}, image_size={self.image_size}, augment={self.augment})")
+                f"studies={len(self.studies)}, image_size={self.image_size}, augment={self.augment}, "
+                f"group_levels={self.group_levels})")

@@ -68,7 +68,10 @@ class HeatmapHead(nn.Module):
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
 
-    def heatmap(self, features: Sequence[torch.Tensor], embedding: torch.Tensor | None) -> torch.Tensor:
+    def heatmap(self, features: Sequence[torch.Tensor], embedding: torch.Tensor | None,
+                repeats: int = 1) -> torch.Tensor:
+        """Heatmap logits ``(B * repeats, 1, h, w)``: the fused features of each image serve ``repeats``
+        consecutive embeddings (levels)."""
         size = features[0].shape[-2:]
         fused = sum(
             functional.interpolate(lateral(f), size=size, mode="bilinear", align_corners=False) if f.shape[-2:] != size
@@ -76,13 +79,16 @@ class HeatmapHead(nn.Module):
             for lateral, f in zip(self.laterals, features, strict=True)
         )
         x = self.fuse(fused)  # type: ignore[arg-type]
+        if repeats > 1:
+            x = x.repeat_interleave(repeats, dim=0)
         if self.film is not None and embedding is not None:
             gamma, beta = self.film(embedding).chunk(2, dim=1)
             x = x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
         return self.refine(x)
 
-    def forward(self, features: Sequence[torch.Tensor], embedding: torch.Tensor | None) -> torch.Tensor:
-        return soft_argmax(self.heatmap(features, embedding))
+    def forward(self, features: Sequence[torch.Tensor], embedding: torch.Tensor | None,
+                repeats: int = 1) -> torch.Tensor:
+        return soft_argmax(self.heatmap(features, embedding, repeats))
 
 
 class LocalizationModel(BaseModel):
@@ -114,21 +120,37 @@ class LocalizationModel(BaseModel):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, level_idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Relative ``(x, y)`` of the point of level ``level_idx`` in each image: ``(B, 2)``."""
+        """Relative ``(x, y)`` of the point of level ``level_idx`` in each image: ``(B, 2)`` for ``level_idx`` of
+        shape ``(B,)``; ``(B, K, 2)`` for ``(B, K)`` (K levels of each image from one backbone pass)."""
+        groups = 1
+        flat_levels = level_idx
+        if level_idx is not None and level_idx.dim() == 2:
+            if level_idx.shape[0] != x.shape[0]:
+                raise ConfigError("level_idx", f"{level_idx.shape[0]} rows of levels for {x.shape[0]} images")
+            groups = int(level_idx.shape[1])
+            flat_levels = level_idx.reshape(-1)
         embedding = None
         if self.level_embedding is not None:
-            if level_idx is None:
+            if flat_levels is None:
                 raise ConfigError("level_idx", "this model uses a level embedding: pass level_idx")
-            embedding = self.level_embedding(level_idx.to(x.device))
+            embedding = self.level_embedding(flat_levels.to(x.device))
         if self.head_type == "heatmap":
-            return self.head(self.features(x), embedding)
-        pooled = self.pooled(x)
-        if embedding is not None:
-            pooled = torch.cat([pooled, embedding.to(pooled.dtype)], dim=1)
-        return self.head(pooled)
+            out = self.head(self.features(x), embedding, groups)
+        else:
+            pooled = self.pooled(x)
+            if groups > 1:
+                pooled = pooled.repeat_interleave(groups, dim=0)
+            if embedding is not None:
+                pooled = torch.cat([pooled, embedding.to(pooled.dtype)], dim=1)
+            out = self.head(pooled)
+        return out.view(x.shape[0], groups, 2) if level_idx is not None and level_idx.dim() == 2 else out
 
     def get_loss(self, predictions: torch.Tensor, targets: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Coordinate loss over the targets that exist (grouped targets hold NaN for a level an image lacks)."""
         predictions, targets = predictions.float(), targets.float()
+        present = torch.isfinite(targets).all(dim=-1)
+        if not bool(present.all()):
+            predictions, targets = predictions[present], targets[present]
         if self.loss_type == "mse":
             return functional.mse_loss(predictions, targets)
         if self.loss_type == "huber":

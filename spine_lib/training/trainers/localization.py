@@ -31,7 +31,14 @@ PREVIEW_ITEMS = 12
 
 @register_trainer("localization", config_cls=LocalizationConfig, description="IVD point localization")
 class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dataset]):
-    """Trains a registered localization model on an IVD coordinates dataset (image, level) -> (x, y)."""
+    """Trains a registered localization model on an IVD coordinates dataset (image, level) -> (x, y).
+
+    With ``group_levels`` (the default) a training item is an image with the points of all its levels, so the
+    backbone runs once per image instead of once per point (training, validation and :meth:`evaluate`); the
+    metrics are per point either way.
+    """
+
+    _preview_dataset: Dataset | None = None
 
     @classmethod
     def model_from_config(cls, config: Any) -> LocalizationModel:
@@ -47,27 +54,39 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
     def build_model(self) -> LocalizationModel:
         return self.model_from_config(self.config)
 
-    def make_dataset(self, split: str, augment: bool = False) -> Dataset:
+    def make_dataset(self, split: str, augment: bool = False, group_levels: bool = False) -> Dataset:
         from spine_lib.training.datasets.ivd_coords import IVDCoordsDataset
 
         config = self.config
         return IVDCoordsDataset(
             config.data_path, split=split, series_types=config.series_types, levels=config.levels,  # type: ignore[arg-type]
             image_size=tuple(config.image_size), augment=augment, val_fraction=config.val_fraction,  # type: ignore[arg-type]
-            test_fraction=config.test_fraction, seed=config.seed,
+            test_fraction=config.test_fraction, seed=config.seed, group_levels=group_levels,
         )
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         if not (Path(self.config.data_path) / "annotations.csv").is_file():
             raise ConfigError(self.config.data_path, "no annotations.csv: build it with `spine-vision dataset "
                                                      "localization` first")
-        return self.make_dataset("train", augment=self.config.augment), self.make_dataset("val")
+        group = self.config.group_levels
+        return self.make_dataset("train", augment=self.config.augment, group_levels=group), self.make_dataset(
+            "val", group_levels=group)
 
     def _unpack_batch(self, batch: Any) -> tuple[Any, torch.Tensor]:
         return {"x": batch["image"], "level_idx": batch["level_idx"]}, batch["coords"]
 
     def _batch_extras(self, batch: Any) -> dict[str, list[Any]]:
-        return {"level_idx": [int(i) for i in batch["level_idx"]]}
+        levels, coords = batch["level_idx"], batch["coords"]
+        if levels.dim() == 2:  # grouped: the levels of the points that exist, image by image
+            return {"level_idx": [int(i) for i in levels[torch.isfinite(coords).all(dim=-1)]]}
+        return {"level_idx": [int(i) for i in levels]}
+
+    def _flatten_outputs(self, predictions: torch.Tensor,
+                         targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if targets.dim() == 3:  # grouped (images, levels, 2): one row per existing point
+            present = torch.isfinite(targets).all(dim=-1)
+            return predictions[present], targets[present]
+        return predictions, targets
 
     @property
     def metrics(self) -> LocalizationMetrics:
@@ -117,10 +136,12 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
     @torch.no_grad()
     def plot_predictions(self, name: str) -> Path | None:
         """The first validation items with predicted and true points."""
-        count = min(PREVIEW_ITEMS, len(self.val_dataset))  # type: ignore[arg-type]
+        if self._preview_dataset is None:
+            self._preview_dataset = self.make_dataset("val")  # one (image, level) item each
+        count = min(PREVIEW_ITEMS, len(self._preview_dataset))  # type: ignore[arg-type]
         if count == 0:
             return None
-        items = [self.val_dataset[i] for i in range(count)]
+        items = [self._preview_dataset[i] for i in range(count)]
         images = torch.stack([item["image"] for item in items])
         levels = torch.stack([torch.as_tensor(item["level_idx"]) for item in items])
         model = self.unwrapped_model
@@ -137,7 +158,7 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         split = split or ("test" if self.config.test_fraction > 0 else "val")
         path = checkpoint or self.output_path / BEST_MODEL
         load_model_state(self.unwrapped_model, read_checkpoint(path), path)
-        dataset = self.val_dataset if split == "val" else self.make_dataset(split)
+        dataset = self.val_dataset if split == "val" else self.make_dataset(split, group_levels=self.config.group_levels)
         loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=False,
                             num_workers=self.config.num_workers)
         val_loss, metrics, _ = self.validate(loader)
