@@ -136,8 +136,9 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
     @torch.no_grad()
     def plot_predictions(self, name: str) -> Path | None:
         """The first validation items with predicted and true points."""
-        if self._preview_dataset is None:
-            self._preview_dataset = self.make_dataset("val")  # one (image, level) item each
+        if self._preview_dataset is None:  # one (image, level) item each
+            grouped = getattr(self.val_dataset, "group_levels", False)
+            self._preview_dataset = self.make_dataset("val") if grouped else self.val_dataset
         count = min(PREVIEW_ITEMS, len(self._preview_dataset))  # type: ignore[arg-type]
         if count == 0:
             return None
