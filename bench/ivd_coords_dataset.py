@@ -4,7 +4,7 @@ Run: ``uv run python bench/ivd_coords_dataset.py [--studies 48] [--size 256] [--
 Writes (or reuses, with ``--root``) a synthetic RSNA source, then times:
 - the build from scratch with 1 and 2 worker processes, and a rerun that reuses the images (idempotent);
 - building ``IVDCoordsDataset`` (it reads every image into memory) and ``__getitem__`` at 224x224 without and
-  with augmentation, and DataLoaders with 0 and 2 workers and batch 16 (augmented).
+  with augmentation, grouped items (an image with all its points, augmented), and DataLoaders with 0 and 2 workers and batch 16 (augmented).
 Prints a markdown table and a JSON line.
 """
 
@@ -86,6 +86,10 @@ def main() -> None:
             rate, cpu_ms = items_per_second(dataset, 3)
             results[f"items_per_s_{name}"] = round(rate, 0)
             results[f"cpu_ms_per_item_{name}"] = round(cpu_ms, 3)
+        grouped = IVDCoordsDataset(data, split="all", image_size=size, augment=True, group_levels=True)
+        rate, cpu_ms = items_per_second(grouped, 3)
+        results["grouped_items_per_s_augmented"] = round(rate, 0)  # one image with all its points
+        results["grouped_points_per_s_augmented"] = round(rate * len(grouped.records) / len(grouped), 0)
         dataset = IVDCoordsDataset(data, split="all", image_size=size, augment=True)
         results["items"] = len(dataset)
         for workers in (0, 2):
