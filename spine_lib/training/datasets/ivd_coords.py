@@ -5,7 +5,7 @@ Reads ``<data_path>/annotations.csv`` written by :func:`spine_lib.datasets.ivd_c
 Splits go by study (a study never lands in two splits) and are the same for the same seed. Each image is read
 once, resized to ``image_size`` and kept in memory (up to :data:`CACHE_BYTES`; all of them when the dataset is
 built, up to :data:`PRELOAD_MAX_IMAGES`); an item is then a few array operations. Augmentation moves the landmark with the image: one 2x3 affine matrix warps the image and
-maps the point, and a draw that would push the point out of the picture is drawn again.
+maps the points, and a draw that would push a point out of the picture is drawn again.
 
 Grouped items hold ``coords`` ``(K, 2)`` for the dataset's K level slots (all five levels, or the filtered ones)
 with NaN where the image has no point of that level, and ``level_idx`` ``(K,)``; one warp moves all points. A
@@ -214,6 +214,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         self.group_levels = group_levels
         wanted = range(len(LEVEL_TO_IDX)) if levels is None else sorted(LEVEL_TO_IDX[check_level(v)] for v in levels)
         self.level_slots = np.array(list(wanted), dtype=np.int64)
+        self._slot_of = {int(level): slot for slot, level in enumerate(self.level_slots)}
         self.groups = group_by_image(self.records, self.level_indices) if group_levels else []
         self._cache: dict[str, tuple[npt.NDArray[np.uint8], int, int]] = {}
         self._cache_bytes = 0
@@ -283,9 +284,8 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         points = np.array([[self.records[m].relative_x * out_w, self.records[m].relative_y * out_h] for m in members])
         channels, points = self._pixels(image, points)
         coords = torch.full((len(self.level_slots), 2), float("nan"), dtype=torch.float32)
-        slot_of = {int(level): slot for slot, level in enumerate(self.level_slots)}
         for member, (x, y) in zip(members, points, strict=True):
-            coords[slot_of[int(self.level_indices[member])]] = torch.tensor([x / out_w, y / out_h])
+            coords[self._slot_of[int(self.level_indices[member])]] = torch.tensor([x / out_w, y / out_h])
         return {
             "image": torch.from_numpy(channels),
             "coords": coords,
