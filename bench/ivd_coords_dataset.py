@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from spine_lib.core.logging import setup_logger
-from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords, build_synthetic_ivd_coords
+from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords
+from spine_lib.synthetic.ivd_coords import build_synthetic_ivd_coords
 from spine_lib.training.datasets import IVDCoordsDataset
 
 

@@ -56,7 +56,7 @@ def main() -> None:
                                                    schema_name=args.schema))
     paths = NNUNetPaths.from_layout(layout)
     config = SegmentationTrainConfig(
-        dataset_path=layout.nnunet_dataset, preprocessed_path=paths.preprocessed, results_path=paths.results,
+        data_path=layout.nnunet_dataset, preprocessed_path=paths.preprocessed, results_path=paths.results,
         configuration=args.configuration, fold="0", trainer="nnUNetTrainerShort", device=args.device,
         epochs=args.epochs, iterations_per_epoch=args.iterations, val_iterations_per_epoch=5, initial_lr=args.lr,
         max_features=args.max_features, batch_size=args.batch_size,

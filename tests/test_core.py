@@ -72,7 +72,9 @@ def test_inventory_counts_files(tmp_path: Path) -> None:
     series.mkdir(parents=True)
     for k in (1, 2, 3):
         (series / f"{k}.dcm").write_bytes(b"x")
-    counts = layout.inventory()
+    from spine_lib.sources import inventory
+
+    counts = inventory(layout)
     assert counts == {
         "phenikaa_reports": 2, "phenikaa_image_folders": 1, "phenikaa_tables": 0, "spider_images": 1,
         "spider_masks": 0, "rsna_studies": 1, "rsna_dicom_files": 3,

@@ -12,7 +12,8 @@ import dagster as dg
 
 from spine_assets.definitions import defs
 from spine_assets.defs.data_root import data_root
-from spine_assets.defs.resources import DATA_ROOT_ENV, DataRoot
+from spine_assets.defs.resources import DataRoot
+from spine_assets.environment import DATA_ROOT_ENV, INSTANCE_TEMPLATE
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = (
@@ -88,7 +89,7 @@ def test_data_root_asset_creates_layout_and_counts(tmp_path: Path) -> None:
 
 
 def test_instance_settings_from_dagster_yaml(tmp_path: Path) -> None:
-    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_TEMPLATE.read_text())
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.get_settings("telemetry")["enabled"] is False
         assert instance.get_settings("nux")["enabled"] is False

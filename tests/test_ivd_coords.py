@@ -16,12 +16,12 @@ from spine_lib.datasets.ivd_coords import (
     IVDDatasetReport,
     audit_dataset,
     build_ivd_coords,
-    build_synthetic_ivd_coords,
 )
 from spine_lib.errors import ConfigError
 from spine_lib.io.readers import read_dicom_series
 from spine_lib.io.transforms import normalize_to_uint8
 from spine_lib.levels import LEVELS
+from spine_lib.synthetic.ivd_coords import build_synthetic_ivd_coords
 from tests.ivd_coords_support import (
     make_rsna_root,
     physical_to_index,
@@ -198,7 +198,7 @@ def test_condition_flags_leave_points_out(rsna_root: Path) -> None:
 def test_rerun_is_idempotent_and_removes_stale_images(
     rsna_root: Path, built: tuple[Path, IVDDatasetReport], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("spine_lib.datasets.ivd_coords.PARALLEL_MIN_IMAGES", 1)  # two worker processes
+    monkeypatch.setattr("spine_lib.datasets.ivd_coords.images.PARALLEL_MIN_IMAGES", 1)  # two worker processes
     config = IVDDatasetConfig(base_path=rsna_root, workers=2)
     first = build_ivd_coords(config)
     annotations = (dataset(rsna_root) / "annotations.csv").read_bytes()

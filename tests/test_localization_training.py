@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from spine_lib.training.base import BEST_MODEL, LAST_CHECKPOINT, latest_run
 from spine_lib.training.checkpoints import CheckpointError, read_checkpoint
 from spine_lib.training.config import LocalizationConfig, ModelTestConfig
 from spine_lib.training.metrics import LocalizationMetrics
+from spine_lib.training.runs import BEST_MODEL, LAST_CHECKPOINT, latest_run
 from spine_lib.training.trainers.localization import LocalizationTrainer
 
 SIZE = 64

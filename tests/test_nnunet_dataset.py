@@ -15,8 +15,6 @@ import pytest
 import SimpleITK as sitk
 
 from spine_lib.datasets.nnunet import (
-    MANIFEST_NAME,
-    REJECTS_NAME,
     ConvertConfig,
     check_images_have_labels,
     check_labels_consecutive,
@@ -24,6 +22,7 @@ from spine_lib.datasets.nnunet import (
     image_path,
     label_path,
 )
+from spine_lib.datasets.nnunet.format import MANIFEST_NAME, REJECTS_NAME
 from spine_lib.errors import InputPathError, MedicalImageError
 from spine_lib.labels import load_label_schema
 from tests.conftest import assert_same_geometry

@@ -82,7 +82,7 @@ def test_partitions_then_matching_materialize_without_phi(data_root: Path, synth
     instance = dg.DagsterInstance.ephemeral()
     resources = {
         "paths": DataRoot(root=str(data_root), weights=str(data_root.parent / "weights")),
-        "phenikaa": PhenikaaSettings(corrupted_ids=truth["corrupted_ids"]),
+        "phenikaa": PhenikaaSettings.model_validate({"corrupted_ids": truth["corrupted_ids"]}),
     }
     keys = sorted(report_partition_key(p.name) for p in (data_root / "raw/Phenikaa/reports").iterdir())
     instance.add_dynamic_partitions(REPORTS_PARTITION, keys)

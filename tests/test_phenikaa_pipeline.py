@@ -161,7 +161,7 @@ def test_rerun_reads_nothing_again(phenikaa_run: tuple[PreprocessConfig, Phenika
     def no_ocr(*args: object, **kwargs: object) -> None:
         raise AssertionError("a report was read again")
 
-    monkeypatch.setattr("spine_lib.datasets.phenikaa.read_report", no_ocr)
+    monkeypatch.setattr("spine_lib.datasets.phenikaa.reports.read_report", no_ocr)
     again = process_reports(config)
     assert len(again) == len([p for p in config.reports_path.iterdir() if p.is_file()])
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from spine_lib.datasets import get_series_type, load_series_mapping
-from spine_lib.datasets.rsna import condition_kind, series_type_of
 from spine_lib.errors import InputPathError, TabularDataError
+from spine_lib.sources.rsna import condition_kind, series_type_of
 from tests.ivd_coords_support import rsna_truth, write_csv
 
 TRUTH_KIND = {"sag_t1": "sag_t1", "sag_t2": "sag_t2", "axial_t2": "ax_t2"}

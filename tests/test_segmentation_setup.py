@@ -61,7 +61,7 @@ def fake_dataset(tmp_path: Path, cases: list[str]) -> SegmentationTrainConfig:
         (dataset / "imagesTr" / f"{case}_0000.nii.gz").write_bytes(b"i")
         (dataset / "labelsTr" / f"{case}.nii.gz").write_bytes(b"l")
     (dataset / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz"}))
-    return SegmentationTrainConfig(dataset_path=dataset, preprocessed_path=tmp_path / "pre", results_path=tmp_path / "res")
+    return SegmentationTrainConfig(data_path=dataset, preprocessed_path=tmp_path / "pre", results_path=tmp_path / "res")
 
 
 def test_splits_file_written_once_and_fold_checked(tmp_path: Path) -> None:
@@ -83,10 +83,10 @@ def test_splits_file_written_once_and_fold_checked(tmp_path: Path) -> None:
 
 def test_dataset_stamp_follows_the_files(tmp_path: Path) -> None:
     config = fake_dataset(tmp_path, ["1_t1", "2_t1"])
-    first = dataset_stamp(config.dataset_path)
-    assert dataset_stamp(config.dataset_path) == first
-    (config.dataset_path / "labelsTr" / "2_t1.nii.gz").write_bytes(b"changed label")
-    assert dataset_stamp(config.dataset_path) != first
+    first = dataset_stamp(config.data_path)
+    assert dataset_stamp(config.data_path) == first
+    (config.data_path / "labelsTr" / "2_t1.nii.gz").write_bytes(b"changed label")
+    assert dataset_stamp(config.data_path) != first
 
 
 def test_plans_variant_caps_features_and_sets_batch(tmp_path: Path) -> None:

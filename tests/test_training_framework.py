@@ -13,7 +13,6 @@ import torch
 
 from spine_lib.core.device import DeviceChoice
 from spine_lib.errors import ConfigError, InputPathError
-from spine_lib.training.base import room_for_another_epoch
 from spine_lib.training.checkpoints import (
     CheckpointError,
     load_model_state,
@@ -31,6 +30,7 @@ from spine_lib.training.registry import (
     TrainerRegistry,
     register_model,
 )
+from spine_lib.training.trainer import room_for_another_epoch
 from spine_lib.training.trainers.localization import LocalizationTrainer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,9 @@ def data_root(paths: DataRoot) -> dg.MaterializeResult:
     """Creates the data-root layout (idempotent) and counts the files each raw source holds."""
     layout = paths.layout
     created = layout.ensure()
-    counts = layout.inventory()
+    from spine_lib.sources import inventory
+
+    counts = inventory(layout)
     metadata: dict[str, dg.RawMetadataValue] = {
         "root": dg.MetadataValue.path(str(layout.root.resolve())),
         "weights": dg.MetadataValue.path(str(layout.weights.resolve())),

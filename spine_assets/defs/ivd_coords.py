@@ -10,44 +10,31 @@ import dagster as dg
 
 from spine_assets.defs.raw_sources import rsna_raw
 from spine_assets.defs.resources import DataRoot
+from spine_assets.metadata import listed
+from spine_assets.run_config import derived_config, library_overrides
+from spine_lib.datasets.ivd_coords.config import IVDDatasetConfig
 
-MAX_LISTED = 20
 MAX_REJECT_RATE = 0.05
 
 
-class IVDCoordsSettings(dg.Config):
-    """Which RSNA points go into the dataset (the flags of ``spine-vision dataset localization``)."""
-
-    include_neural_foraminal: bool = True
-    include_spinal_canal: bool = True
-    skip_invalid_instances: bool = True
-    workers: int = 2
+class IVDCoordsSettings(derived_config(IVDDatasetConfig, exclude={"base_path", "output_name"}, defaults={"workers": 2})):
+    """Which RSNA points go into the dataset (the flags of ``spine-vision dataset localization``; the data root
+    from the ``paths`` resource)."""
 
 
 @dg.asset(group_name="localization", deps=[rsna_raw], kinds={"png", "csv"})
 def ivd_coords_dataset(config: IVDCoordsSettings, paths: DataRoot) -> dg.MaterializeResult:
     """One PNG per labelled RSNA instance and annotations.csv: the disc/canal point per level on Sagittal T2,
     the foramen points on Sagittal T1. Bad coordinate rows are skipped, counted and listed in rejects.csv."""
-    from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords, dataset_version
+    from spine_lib.datasets.ivd_coords import build_ivd_coords, dataset_version
 
     layout = paths.layout
-    report = build_ivd_coords(IVDDatasetConfig(
-        base_path=layout.root,
-        output_name=layout.ivd_coords.name,
-        include_neural_foraminal=config.include_neural_foraminal,
-        include_spinal_canal=config.include_spinal_canal,
-        skip_invalid_instances=config.skip_invalid_instances,
-        workers=config.workers,
-    ))
+    report = build_ivd_coords(IVDDatasetConfig.for_layout(layout, **library_overrides(config)))
     metadata: dict[str, dg.RawMetadataValue] = dict(report.as_metadata())
     metadata["dataset"] = dg.MetadataValue.path(str(layout.ivd_coords))
     metadata["dagster/row_count"] = report.annotations
     metadata["counts"] = dg.MetadataValue.md(report.counts_table())
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(dataset_version(layout.ivd_coords)[:16]))
-
-
-def listed(items: list[str]) -> dg.MetadataValue:
-    return dg.MetadataValue.md("\n".join(f"- {item}" for item in items[:MAX_LISTED]) or "none")
 
 
 @dg.multi_asset_check(

@@ -8,36 +8,25 @@ its run id and path, and the training curves; a check compares PCK@0.05 with a f
 import dagster as dg
 
 from spine_assets.defs.resources import DataRoot, ExperimentTracking, TorchDevice
+from spine_assets.run_config import derived_config, library_overrides
+from spine_lib.core.markdown import markdown_table
+from spine_lib.training.config import LocalizationConfig
 
 PCK_CHECK = "localization_val_pck"
 HISTORY_ROWS = 30
 
 
-class LocalizationTrainingSettings(dg.Config):
+#: The asset's defaults where they differ from the library's: a quick CPU run (ConvNeXt-atto, 128x128).
+QUICK_CPU_RUN = {"model_variant": "atto", "image_size": (128, 128), "batch_size": 16, "num_epochs": 20,
+                 "learning_rate": 1e-3}
+#: Set by the asset from its resources (data root, device, tracking), not by the run config.
+FROM_RESOURCES = {"task", "data_path", "output_path", "weights_path", "device", "mixed_precision", "use_wandb",
+                  "wandb_mode", "wandb_project"}
+
+
+class LocalizationTrainingSettings(derived_config(LocalizationConfig, exclude=FROM_RESOURCES, defaults=QUICK_CPU_RUN)):
     """Training options (the flags of ``spine-vision train localization``) and the quality floor of the check."""
 
-    model_name: str = "convnext_localization"
-    model_variant: str = "atto"
-    pretrained: bool = False
-    weights_file: str | None = None
-    image_size: list[int] = [128, 128]  # noqa: RUF012 (dagster config defaults are copied per run)
-    batch_size: int = 16
-    num_epochs: int = 20
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    scheduler_type: str = "cosine"
-    freeze_backbone_epochs: int = 0
-    loss_type: str = "smooth_l1"
-    head_type: str = "heatmap"
-    use_level_embedding: bool = True
-    augment: bool = True
-    early_stopping: bool = True
-    patience: int = 20
-    val_fraction: float = 0.2
-    seed: int = 42
-    num_workers: int = 0
-    visualize_predictions: bool = True
-    run_id: str | None = None
     min_val_pck_05: float = 0.3
 
 
@@ -45,9 +34,7 @@ def history_table(history: dict[str, list[float]]) -> str:
     """The last epochs' losses and main metrics as a markdown table."""
     columns = [c for c in ("epoch", "train_loss", "val_loss", "pck@0.05", "mean_error_px", "lr") if c in history]
     rows = list(zip(*(history[c] for c in columns), strict=True))[-HISTORY_ROWS:]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(f"{v:.4g}" for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(columns, [[f"{v:.4g}" for v in row] for row in rows])
 
 
 @dg.asset(
@@ -68,24 +55,15 @@ def localization_model(
 ) -> dg.MaterializeResult:
     """A ConvNeXt (or ViT) with a level embedding that finds each lumbar disc's point on a sagittal slice:
     weights/localization/<run_id>/ (best_model.pt, last.pt, config.yaml, logs/ with plots)."""
-    from spine_lib.training.config import LocalizationConfig
+    from spine_lib.training.metrics import per_group
     from spine_lib.training.trainers.localization import train_localization
 
-    layout = paths.layout
     choice = torch_device.choice()
     context.log.info(f"training on {choice.device} ({choice.reason})")
-    settings = config.model_dump(exclude={"min_val_pck_05"})
-    library_config = LocalizationConfig.model_validate({
-        **settings,
-        "image_size": tuple(config.image_size),
-        "data_path": layout.ivd_coords,
-        "weights_path": layout.weights,
-        "device": choice.device,
-        "mixed_precision": choice.mixed_precision,
-        "use_wandb": tracking.enabled,
-        "wandb_mode": tracking.mode if tracking.enabled else "offline",
-        "wandb_project": tracking.project,
-    })
+    library_config = LocalizationConfig.for_layout(paths.layout, **library_overrides(
+        config, device=choice.device, mixed_precision=choice.mixed_precision, use_wandb=tracking.enabled,
+        wandb_mode=tracking.mode if tracking.enabled else "offline", wandb_project=tracking.project,
+    ))
     result = train_localization(library_config, device_choice=choice)
     metrics = result.final_metrics
     pck = float(metrics.get("pck@0.05", 0.0))
@@ -96,7 +74,7 @@ def localization_model(
         "run_folder": dg.MetadataValue.path(str(result.output_path)),
         "history": dg.MetadataValue.md(history_table(result.history)),
         "per_level_pck@0.05": dg.MetadataValue.json(
-            {k.split("/")[0]: round(v, 4) for k, v in metrics.items() if k.endswith("/pck@0.05")}
+            {level: round(v, 4) for level, v in per_group(metrics, "pck@0.05").items()}
         ),
     }
     for name, path in result.plots.items():

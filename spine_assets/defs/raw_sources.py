@@ -5,26 +5,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import dagster as dg
 
 from spine_assets.defs.data_root import data_root
 from spine_assets.defs.resources import DataRoot
-
-if TYPE_CHECKING:
-    from spine_lib.sources import CheckOutcome
-
-MAX_LISTED_PROBLEMS = 20
-
-
-def check_result(outcome: CheckOutcome, extra: dict[str, int] | None = None) -> dg.AssetCheckResult:
-    listed = "\n".join(f"- {p}" for p in outcome.problems[:MAX_LISTED_PROBLEMS])
-    metadata: dict[str, dg.RawMetadataValue] = {"checked": outcome.checked, "problems": len(outcome.problems)}
-    if listed:
-        metadata["first_problems"] = dg.MetadataValue.md(listed)
-    metadata.update(extra or {})
-    return dg.AssetCheckResult(passed=outcome.passed, metadata=metadata)
+from spine_assets.metadata import check_result
 
 
 @dg.asset(group_name="raw", deps=[data_root], kinds={"dicom", "csv"})

@@ -7,18 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import Field
 
+from spine_assets.environment import DATA_ROOT_ENV, DEVICE_ENV, TRACKING_ENV, WEIGHTS_ENV
+from spine_assets.run_config import derived_config, library_overrides
 from spine_lib.core.layout import DataLayout
+from spine_lib.datasets.phenikaa.config import PreprocessConfig
 
 if TYPE_CHECKING:
     from spine_lib.core.device import DeviceChoice
-    from spine_lib.datasets.phenikaa import PreprocessConfig
 
-DATA_ROOT_ENV = "SPINE_DATA_ROOT"
-WEIGHTS_ENV = "SPINE_WEIGHTS"
-DEVICE_ENV = "SPINE_DEVICE"
-TRACKING_ENV = "SPINE_TRACKING"
 
 
 class DataRoot(dg.ConfigurableResource):
@@ -37,32 +34,15 @@ def data_root_from_env() -> DataRoot:
     return DataRoot(root=os.environ.get(DATA_ROOT_ENV, "data"), weights=os.environ.get(WEIGHTS_ENV, "weights"))
 
 
-class PhenikaaSettings(dg.ConfigurableResource):
-    """How Phenikaa reports are read and matched (the flags of ``spine-vision dataset phenikaa``)."""
-
-    ocr_engine: str = "tesseract"
-    pdf_dpi: int = 200
-    report_fuzzy_threshold: int = 80
-    image_fuzzy_threshold: int = 85
-    image_export: str = "anonymized"
-    corrupted_ids: list[str] = Field(default_factory=list)
+class PhenikaaSettings(
+    derived_config(PreprocessConfig, base=dg.ConfigurableResource, exclude={
+        "data_path", "output_path", "interim_path", "det_model_dir", "rec_weights", "use_gpu"})
+):
+    """How Phenikaa reports are read and matched (the flags of ``spine-vision dataset phenikaa``; the paths from
+    the data root; the deep-learning OCR engine runs on the CPU here)."""
 
     def preprocess_config(self, paths: DataRoot) -> PreprocessConfig:
-        from spine_lib.datasets.phenikaa import PreprocessConfig
-
-        layout = paths.layout
-        return PreprocessConfig.model_validate({
-            "data_path": layout.phenikaa,
-            "output_path": layout.classification,
-            "interim_path": layout.interim / "Phenikaa",
-            "ocr_engine": self.ocr_engine,
-            "pdf_dpi": self.pdf_dpi,
-            "report_fuzzy_threshold": self.report_fuzzy_threshold,
-            "image_fuzzy_threshold": self.image_fuzzy_threshold,
-            "image_export": self.image_export,
-            "corrupted_ids": self.corrupted_ids,
-            "use_gpu": False,
-        })
+        return PreprocessConfig.for_layout(paths.layout, **library_overrides(self, use_gpu=False))
 
 
 class TorchDevice(dg.ConfigurableResource):

@@ -11,65 +11,40 @@ import dagster as dg
 
 from spine_assets.defs.raw_sources import spider_raw
 from spine_assets.defs.resources import DataRoot, TorchDevice
+from spine_assets.metadata import check_result
+from spine_assets.run_config import derived_config, library_overrides
+from spine_lib.datasets.nnunet.config import ConvertConfig
+from spine_lib.segmentation.training import SegmentationTrainConfig
 
 LABELS_CHECK = "nnunet_labels_consecutive"
 PAIRS_CHECK = "nnunet_images_have_labels"
 DICE_CHECK = "nnunet_validation_dice"
-MAX_LISTED_PROBLEMS = 20
+
+class NNUNetDatasetSettings(
+    derived_config(ConvertConfig, exclude={"input_path", "output_path", "dataset_id", "dataset_name"},
+                   defaults={"workers": 2})
+):
+    """Conversion options (the flags of ``spine-vision dataset nnunet``; paths from the data root)."""
 
 
-class NNUNetDatasetSettings(dg.Config):
-    """Conversion options (the flags of ``spine-vision dataset nnunet``)."""
+class NNUNetTrainingSettings(
+    derived_config(SegmentationTrainConfig, exclude={"data_path", "preprocessed_path", "results_path", "device"},
+                   defaults={"preprocess_workers": 2})
+):
+    """nnU-Net training options (the flags of ``spine-vision train segmentation``; paths from the data root,
+    the device from the resource), the previews to write and the Dice floor of the check."""
 
-    schema_name: str = "spider"
-    schema_path: str | None = None
-    sequences: list[str] = ["t1", "t2", "t2_SPACE"]  # noqa: RUF012 (dagster config defaults are copied per run)
-    channel_name: str = "MRI"
-    workers: int = 2
-
-
-class NNUNetTrainingSettings(dg.Config):
-    """nnU-Net training options; empty epochs/iterations keep the trainer's own, and the check's Dice floor."""
-
-    configuration: str = "3d_fullres"
-    fold: str = "0"
-    trainer: str = "nnUNetTrainer"
-    plans: str = "nnUNetPlans"
-    epochs: int | None = None
-    iterations_per_epoch: int | None = None
-    val_iterations_per_epoch: int | None = None
-    initial_lr: float | None = None
-    max_features: int | None = None
-    batch_size: int | None = None
-    preprocess_workers: int = 2
-    augmentation_workers: int | None = None
-    verify_dataset_integrity: bool = True
-    continue_training: bool = False
-    validation_mirroring: bool = True
-    seed: int | None = None
     previews: int = 2
     min_validation_dice: float = 0.5
-
-
-def problems_metadata(checked: int, problems: list[str]) -> "dict[str, dg.RawMetadataValue]":
-    metadata: dict[str, dg.RawMetadataValue] = {"checked": checked, "problems": len(problems)}
-    if problems:
-        metadata["first_problems"] = dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:MAX_LISTED_PROBLEMS]))
-    return metadata
 
 
 @dg.asset(group_name="segmentation", deps=[spider_raw], kinds={"nifti"})
 def spider_nnunet_dataset(config: NNUNetDatasetSettings, paths: DataRoot) -> dg.MaterializeResult:
     """SPIDER as an nnU-Net v2 raw dataset: processed/SPIDER/Dataset501_Spider (imagesTr, labelsTr, dataset.json,
     rejects.csv)."""
-    from spine_lib.datasets.nnunet import ConvertConfig, convert_to_nnunet, dataset_version
+    from spine_lib.datasets.nnunet import convert_to_nnunet, dataset_version
 
-    layout = paths.layout
-    report = convert_to_nnunet(ConvertConfig.model_validate({
-        "input_path": layout.spider, "output_path": layout.nnunet_dataset, "schema_name": config.schema_name,
-        "schema_path": config.schema_path,
-        "sequences": config.sequences, "channel_name": config.channel_name, "workers": config.workers,
-    }))
+    report = convert_to_nnunet(ConvertConfig.for_layout(paths.layout, **library_overrides(config)))
     return dg.MaterializeResult(metadata={
         **report.as_metadata(),
         "dataset": dg.MetadataValue.path(str(report.output_path)),
@@ -82,16 +57,14 @@ def spider_nnunet_dataset(config: NNUNetDatasetSettings, paths: DataRoot) -> dg.
 def nnunet_labels_consecutive(paths: DataRoot) -> dg.AssetCheckResult:
     from spine_lib.datasets.nnunet import check_labels_consecutive
 
-    outcome = check_labels_consecutive(paths.layout.nnunet_dataset)
-    return dg.AssetCheckResult(passed=outcome.passed, metadata=problems_metadata(outcome.checked, outcome.problems))
+    return check_result(check_labels_consecutive(paths.layout.nnunet_dataset))
 
 
 @dg.asset_check(asset=spider_nnunet_dataset, description="Every image has its label on the same voxel grid.")
 def nnunet_images_have_labels(paths: DataRoot) -> dg.AssetCheckResult:
     from spine_lib.datasets.nnunet import check_images_have_labels
 
-    outcome = check_images_have_labels(paths.layout.nnunet_dataset)
-    return dg.AssetCheckResult(passed=outcome.passed, metadata=problems_metadata(outcome.checked, outcome.problems))
+    return check_result(check_images_have_labels(paths.layout.nnunet_dataset))
 
 
 @dg.asset(
@@ -108,19 +81,14 @@ def nnunet_model(
 ) -> dg.MaterializeResult:
     """nnU-Net v2 model of vertebrae, discs and canal:
     weights/segmentation/Dataset501_Spider/<trainer>__<plans>__<configuration>/fold_<f>/checkpoint_final.pth."""
-    from spine_lib.segmentation.environment import NNUNetPaths
-    from spine_lib.segmentation.training import SegmentationTrainConfig, train_segmentation
+    from spine_lib.segmentation.training import train_segmentation
     from spine_lib.visualization.segmentation_viewer import write_validation_previews
 
     layout = paths.layout
-    nnunet = NNUNetPaths.from_layout(layout)
     choice = torch_device.choice()
     context.log.info(f"training on {choice.device} ({choice.reason})")
-    settings = config.model_dump(exclude={"previews", "min_validation_dice"})
-    result = train_segmentation(SegmentationTrainConfig.model_validate({
-        **settings, "dataset_path": layout.nnunet_dataset, "preprocessed_path": nnunet.preprocessed,
-        "results_path": nnunet.results, "device": choice.device,
-    }))
+    result = train_segmentation(SegmentationTrainConfig.for_layout(layout, **library_overrides(config,
+                                                                   device=choice.device)))
     previews = write_validation_previews(result.model_path, result.fold, layout.nnunet_dataset, config.previews)
     metadata: dict[str, dg.RawMetadataValue] = {
         **result.as_metadata(),

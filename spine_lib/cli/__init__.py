@@ -1,7 +1,9 @@
 """The ``spine-vision`` command: each subcommand builds one job config and calls one library function.
 
-``spine-vision demo``, ``spine-vision synth``, and grouped commands such as ``spine-vision dataset phenikaa``.
-Heavy libraries are imported by the handlers, so ``--help`` answers at once.
+``spine-vision synth``, ``spine-vision test``, grouped commands such as ``spine-vision dataset phenikaa``, and
+the commands other installed packages add through the ``spine_vision.commands`` entry-point group (the code
+location adds ``spine-vision demo``): each entry point names a ``(config model, handler)`` pair. Heavy
+libraries are imported by the handlers, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from spine_lib.core.logging import setup_logger
 from spine_lib.datasets.ivd_coords import IVDDatasetConfig
 from spine_lib.datasets.nnunet import ConvertConfig
 from spine_lib.datasets.phenikaa import PreprocessConfig
-from spine_lib.demo import DemoConfig, DemoResult, run_demo
 from spine_lib.errors import SpineVisionError
 from spine_lib.segmentation.training import SegmentationTrainConfig
 from spine_lib.synthetic.config import SynthConfig
@@ -26,22 +27,6 @@ from spine_lib.training.config import LocalizationConfig, ModelTestConfig
 from spine_lib.visualization.segmentation_viewer import VisualizeConfig
 
 Handler = Callable[[Any], None]
-
-
-def demo(config: DemoConfig) -> None:
-    result: DemoResult = run_demo(config)
-    print(f"Data root:        {result.data_root}")
-    print(f"Dagster instance: {result.dagster_home} (run {result.run_id})")
-    if result.synthesized:
-        print("Synthetic data:   written (SPIDER, RSNA, Phenikaa layouts; truth/ holds the ground truth)")
-    print(f"Materialized:     {', '.join(result.materialized) or 'nothing'}")
-    if result.up_to_date:
-        print(f"Up to date:       {', '.join(result.up_to_date)} (trained on the current dataset version)")
-    print(f"Weights:          {result.weights} (segmentation/, localization/latest.json)")
-    failed = [name for name, passed in result.checks.items() if not passed]
-    print(f"Asset checks:     {len(result.checks) - len(failed)}/{len(result.checks)} passed"
-          + (f" (failed: {', '.join(failed)})" if failed else ""))
-    print(f"Open the UI:      {result.ui_command}")
 
 
 def synth(config: SynthConfig) -> None:
@@ -124,7 +109,6 @@ def visualize(config: VisualizeConfig) -> None:
 
 #: subcommand name -> (config model, handler); groups hold their own subcommands.
 COMMANDS: dict[str, tuple[type[BaseConfig], Handler]] = {
-    "demo": (DemoConfig, demo),
     "synth": (SynthConfig, synth),
     "test": (ModelTestConfig, test_model),
     "visualize": (VisualizeConfig, visualize),
@@ -137,10 +121,22 @@ GROUPS: dict[str, dict[str, tuple[type[BaseConfig], Handler]]] = {
 }
 
 
+#: entry-point group through which installed packages add commands
+COMMAND_ENTRY_POINTS = "spine_vision.commands"
+
+
+def plugin_commands() -> dict[str, tuple[type[BaseConfig], Handler]]:
+    """The commands installed packages add (entry points of :data:`COMMAND_ENTRY_POINTS`), by name."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point.load() for point in sorted(entry_points(group=COMMAND_ENTRY_POINTS),
+                                                        key=lambda p: p.name)}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line, set up logging, run the command; library errors exit 2 with one clear line."""
     args = list(sys.argv[1:] if argv is None else argv)
-    commands, prog = COMMANDS, "spine-vision"
+    commands, prog = {**plugin_commands(), **COMMANDS}, "spine-vision"
     if args and args[0] in GROUPS:
         commands, prog = GROUPS[args[0]], f"spine-vision {args[0]}"
         args = args[1:]

@@ -1,12 +1,29 @@
-"""The base every job configuration extends (one pydantic model per job, defined once in spine_lib)."""
+"""The base every job configuration extends (one pydantic model per job, defined once in spine_lib).
+
+Path fields are named by kind, the same way in every job:
+
+- ``base_path``: a data root laid out as :class:`~spine_lib.core.layout.DataLayout` (jobs reading several
+  sources of it: ``dataset localization``, ``dataset classification``);
+- ``input_path``: one source converted or shown item by item (``dataset nnunet``: SPIDER; ``visualize``);
+- ``data_path``: a folder a job reads as a whole (the Phenikaa export; the dataset a trainer learns from);
+- ``output_path``: what the job writes; ``interim_path``, ``weights_path``, ``model_path`` and nnU-Net's own
+  ``preprocessed_path``/``results_path`` say what they hold.
+
+Defaults point into :data:`~spine_lib.core.layout.DEFAULT_LAYOUT` (``./data``, ``./weights``); a job config for
+another data root comes from ``Config.for_layout(layout, **overrides)``, the one way the CLI's defaults and
+the Dagster assets agree.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import tyro
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from spine_lib.core.layout import DataLayout
 
 
 class BaseConfig(BaseModel):
@@ -21,3 +38,14 @@ class BaseConfig(BaseModel):
     verbose: Annotated[bool, tyro.conf.arg(aliases=("-v",), help="Debug logging.")] = False
     enable_file_log: Annotated[bool, tyro.conf.arg(help="Also write the log to a file under --log-path.")] = False
     log_path: Annotated[Path, tyro.conf.arg(help="Folder of the log files.")] = Path("logs")
+
+    @classmethod
+    def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
+        """The job's path fields for a data root (a job that reads or writes one says which paths it takes)."""
+        return {}
+
+    @classmethod
+    def for_layout(cls, layout: DataLayout, **overrides: Any) -> Self:
+        """The job's config for a data root: its paths from ``layout``, every other field from ``overrides``
+        (validated; an unknown field is an error)."""
+        return cls.model_validate({**cls.layout_paths(layout), **overrides})

@@ -5,12 +5,17 @@
 <root>/raw/SPIDER/{images/, masks/, overview.csv, radiological_gradings.csv}
 <root>/raw/RSNA/{train_images/, train.csv, train_label_coordinates.csv, train_series_descriptions.csv}
 <root>/raw/Lumbar Coords/{coords_pretrain.csv, coords_rsna_improved.csv, data/}   optional
-<root>/interim/                                     per-report OCR results, match tables, rejects
-<root>/processed/SPIDER/Dataset501_Spider           nnU-Net v2 raw dataset
+<root>/interim/Phenikaa/                            per-report OCR results, match tables, rejects (PHI)
+<root>/interim/nnUNet_preprocessed/                 nnU-Net's plans and preprocessed arrays
+<root>/processed/SPIDER/Dataset501_Spider           nnU-Net v2 raw dataset (its parent is nnUNet_raw)
 <root>/processed/ivd_coords                         localization dataset
 <root>/processed/classification                     IVD crops
 <weights>/<task>/<run_id>/                          trained models (outside the data root by default)
+<weights>/ocr/{det/, vgg_transformer.pth}           local models of the deep-learning OCR engine
 ```
+
+Every job config builds its paths from a layout (``Config.for_layout(layout)``); its defaults are those of
+:data:`DEFAULT_LAYOUT` (``./data`` and ``./weights``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NNUNET_DATASET_NAME = "Dataset501_Spider"
+#: Folders of the hospital export: the reports inbox, the study folders, the label tables.
+PHENIKAA_REPORTS = "reports"
+PHENIKAA_IMAGES = "images"
+PHENIKAA_TABLES = "tables"
+INTERIM_PHENIKAA = "Phenikaa"
+NNUNET_PREPROCESSED = "nnUNet_preprocessed"
 
 
 @dataclass(frozen=True)
@@ -39,15 +50,15 @@ class DataLayout:
 
     @property
     def phenikaa_reports(self) -> Path:
-        return self.phenikaa / "reports"
+        return self.phenikaa / PHENIKAA_REPORTS
 
     @property
     def phenikaa_images(self) -> Path:
-        return self.phenikaa / "images"
+        return self.phenikaa / PHENIKAA_IMAGES
 
     @property
     def phenikaa_tables(self) -> Path:
-        return self.phenikaa / "tables"
+        return self.phenikaa / PHENIKAA_TABLES
 
     @property
     def spider(self) -> Path:
@@ -74,6 +85,31 @@ class DataLayout:
     @property
     def nnunet_dataset(self) -> Path:
         return self.processed / "SPIDER" / NNUNET_DATASET_NAME
+
+    @property
+    def phenikaa_interim(self) -> Path:
+        """Per-report fields, match tables and rejects: the only product folder holding names and birthdays."""
+        return self.interim / INTERIM_PHENIKAA
+
+    @property
+    def nnunet_raw(self) -> Path:
+        """nnU-Net's ``nnUNet_raw``: the parent of the converted dataset."""
+        return self.nnunet_dataset.parent
+
+    @property
+    def nnunet_preprocessed(self) -> Path:
+        """nnU-Net's ``nnUNet_preprocessed``."""
+        return self.interim / NNUNET_PREPROCESSED
+
+    @property
+    def ocr_detection_model(self) -> Path:
+        """PaddleOCR detection model folder of the deep-learning OCR engine."""
+        return self.weights_for("ocr") / "det"
+
+    @property
+    def ocr_recognition_weights(self) -> Path:
+        """VietOCR recognition weights of the deep-learning OCR engine."""
+        return self.weights_for("ocr") / "vgg_transformer.pth"
 
     @property
     def ivd_coords(self) -> Path:
@@ -109,21 +145,6 @@ class DataLayout:
                 created.append(folder)
         return created
 
-    def inventory(self) -> dict[str, int]:
-        """Count the files each raw source holds (what a user checks first when a run finds nothing)."""
 
-        def count(folder: Path, pattern: str = "*") -> int:
-            return sum(1 for p in folder.rglob(pattern) if p.is_file()) if folder.is_dir() else 0
-
-        def count_dirs(folder: Path) -> int:
-            return sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else 0
-
-        return {
-            "phenikaa_reports": count(self.phenikaa_reports),
-            "phenikaa_image_folders": count_dirs(self.phenikaa_images),
-            "phenikaa_tables": count(self.phenikaa_tables),
-            "spider_images": count(self.spider / "images", "*.mha"),
-            "spider_masks": count(self.spider / "masks", "*.mha"),
-            "rsna_studies": count_dirs(self.rsna / "train_images"),
-            "rsna_dicom_files": count(self.rsna / "train_images", "*.dcm"),
-        }
+#: The layout of ``./data`` and ``./weights``: where every job config's defaults point.
+DEFAULT_LAYOUT = DataLayout()

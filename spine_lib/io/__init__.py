@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from spine_lib.io.dicom import DicomSeriesInfo, write_dicom_series
     from spine_lib.io.formats import image_suffix, strip_image_suffix
     from spine_lib.io.readers import DicomSeries, list_dicom_series, read_dicom_series, read_medical_image
+    from spine_lib.io.records import read_records_csv, write_records_csv
     from spine_lib.io.tabular import TabularData, load_tabular_data
     from spine_lib.io.transforms import normalize_to_uint8
-    from spine_lib.io.writers import write_medical_image, write_records_csv
+    from spine_lib.io.writers import write_medical_image
 
 _HOMES = {
     "atomic_path": "atomic",
@@ -33,7 +34,8 @@ _HOMES = {
     "load_tabular_data": "tabular",
     "normalize_to_uint8": "transforms",
     "write_medical_image": "writers",
-    "write_records_csv": "writers",
+    "read_records_csv": "records",
+    "write_records_csv": "records",
 }
 __all__ = [
     "DicomSeries",
@@ -48,6 +50,7 @@ __all__ = [
     "normalize_to_uint8",
     "read_dicom_series",
     "read_medical_image",
+    "read_records_csv",
     "strip_image_suffix",
     "write_dicom_series",
     "write_medical_image",

@@ -22,6 +22,8 @@ from typing import Literal
 
 from rapidfuzz import fuzz
 
+from spine_lib.sources.phenikaa import REPORT_ID_STEM, REPORT_NAME_STEM
+
 __all__ = [
     "ReportKind",
     "ReportName",
@@ -49,10 +51,6 @@ _NORMALIZED_DIGITS = str.maketrans({"o": "0", "l": "1", "i": "1"})
 
 MIN_YEAR = 1900
 
-#: ``250010139.png``: the hospital's patient ID (9 digits today; 6-12 accepted).
-_ID_STEM = re.compile(r"\d{6,12}")
-#: ``NGUYEN_VAN_SON`` or ``NGUYEN_VAN_SON_20250718``: at least two upper-case ASCII words, optional YYYYMMDD.
-_NAME_STEM = re.compile(r"(?P<name>[A-Z]+(?:[_ ]+[A-Z]+)+)(?:[_ ]+(?P<date>\d{8}))?")
 
 ReportKind = Literal["id", "name", "unknown"]
 
@@ -177,9 +175,9 @@ def parse_report_filename(path: Path | str) -> ReportName:
     valid ``YYYYMMDD`` date, or the name cannot be told apart from it and the file is ``"unknown"``.
     """
     stem = Path(path).stem.strip()
-    if _ID_STEM.fullmatch(stem):
+    if REPORT_ID_STEM.fullmatch(stem):
         return ReportName(kind="id", patient_id=stem)
-    match = _NAME_STEM.fullmatch(stem)
+    match = REPORT_NAME_STEM.fullmatch(stem)
     if match is None:
         return ReportName(kind="unknown")
     name = " ".join(match["name"].replace("_", " ").split())

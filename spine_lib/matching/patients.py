@@ -29,7 +29,6 @@ A wrong match is worse than none, so :class:`PatientMatcher` never guesses. Name
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,6 +40,7 @@ from rapidfuzz import fuzz, process
 
 from spine_lib.errors import ConfigError, InputPathError
 from spine_lib.matching.fuzzy import normalize_text
+from spine_lib.sources.phenikaa import FOLDER_FORMAT, FOLDER_PATTERN
 
 __all__ = [
     "BIRTH_YEAR_RANGE",
@@ -54,11 +54,6 @@ __all__ = [
 
 MatchStatus = Literal["matched", "ambiguous", "no_match"]
 
-#: ``NAME[_YYYY]_YYYYMMDD[ (n)]``: upper-case ASCII words joined by ``_``, birth year, exam date, copy counter.
-FOLDER_PATTERN = re.compile(
-    r"(?P<name>[A-Z]+(?:_[A-Z]+)*)(?:_(?P<year>\d{4}))?_(?P<date>\d{8})(?: \((?P<copy>\d+)\))?"
-)
-FOLDER_FORMAT = "NAME[_YYYY]_YYYYMMDD[ (n)]"
 BIRTH_YEAR_RANGE: tuple[int, int] = (1900, 2030)
 #: Candidates whose name scores are this close (points of ``fuzz.ratio``) cannot be told apart by name.
 TIE_MARGIN = 1.0

@@ -27,7 +27,6 @@ from spine_lib.core.layout import DataLayout
 
 #: Folder of this project's nnU-Net trainer classes (for ``nnUNet_extTrainer``).
 TRAINERS_DIR = Path(__file__).resolve().parent / "nnunet_trainers"
-PREPROCESSED_FOLDER = "nnUNet_preprocessed"
 SEGMENTATION_TASK = "segmentation"
 
 
@@ -42,7 +41,7 @@ class NNUNetPaths:
     @classmethod
     def from_layout(cls, layout: DataLayout) -> NNUNetPaths:
         """The project's nnU-Net folders for a data layout (see the module docstring)."""
-        return cls(raw=layout.nnunet_dataset.parent, preprocessed=layout.interim / PREPROCESSED_FOLDER,
+        return cls(raw=layout.nnunet_raw, preprocessed=layout.nnunet_preprocessed,
                    results=layout.weights_for(SEGMENTATION_TASK))
 
     def environment(self, processes: int | None = None, augmentation_workers: int | None = None) -> dict[str, str]:

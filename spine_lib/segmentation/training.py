@@ -27,10 +27,13 @@ import tyro
 from pydantic import field_validator
 
 from spine_lib.core.config import BaseConfig
-from spine_lib.datasets.nnunet import dataset_version
+from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
+from spine_lib.datasets.nnunet.audit import dataset_version
+from spine_lib.datasets.nnunet.format import CHANNEL_SUFFIX, DATASET_JSON, IMAGES_TR, read_dataset_json
 from spine_lib.errors import ConfigError, InputPathError, SpineVisionError
 from spine_lib.io.atomic import atomic_write_text
-from spine_lib.segmentation.environment import NNUNetPaths, model_folder
+from spine_lib.segmentation.environment import SEGMENTATION_TASK, NNUNetPaths, model_folder
+from spine_lib.sources.spider import patient_of
 
 PREPROCESS_STAMP = "spine_preprocess_stamp.json"
 TRAINING_LOG = "spine_training.log"
@@ -39,12 +42,12 @@ TRAINING_LOG = "spine_training.log"
 class SegmentationTrainConfig(BaseConfig):
     """Plan, preprocess and train an nnU-Net v2 segmentation model on a converted dataset."""
 
-    dataset_path: Annotated[Path, tyro.conf.arg(help="nnU-Net raw dataset (DatasetXXX_Name; parent = nnUNet_raw).")] = Path(
-        "data/processed/SPIDER/Dataset501_Spider"
+    data_path: Annotated[Path, tyro.conf.arg(help="nnU-Net raw dataset (DatasetXXX_Name; parent = nnUNet_raw).")] = (
+        DEFAULT_LAYOUT.nnunet_dataset
     )
-    preprocessed_path: Annotated[Path, tyro.conf.arg(help="nnUNet_preprocessed.")] = Path("data/interim/nnUNet_preprocessed")
-    results_path: Annotated[Path, tyro.conf.arg(help="nnUNet_results: trained models go below it.")] = Path(
-        "weights/segmentation"
+    preprocessed_path: Annotated[Path, tyro.conf.arg(help="nnUNet_preprocessed.")] = DEFAULT_LAYOUT.nnunet_preprocessed
+    results_path: Annotated[Path, tyro.conf.arg(help="nnUNet_results: trained models go below it.")] = (
+        DEFAULT_LAYOUT.weights_for(SEGMENTATION_TASK)
     )
     configuration: Annotated[str, tyro.conf.arg(help="nnU-Net configuration: 2d, 3d_fullres, 3d_lowres.")] = "3d_fullres"
     fold: Annotated[str, tyro.conf.arg(help="Fold 0-4, or 'all' (train and validate on every case).")] = "0"
@@ -74,6 +77,12 @@ class SegmentationTrainConfig(BaseConfig):
     ] = True
     seed: Annotated[int | None, tyro.conf.arg(help="Seed torch and numpy in the training process.")] = None
 
+    @classmethod
+    def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
+        paths = NNUNetPaths.from_layout(layout)
+        return {"data_path": layout.nnunet_dataset, "preprocessed_path": paths.preprocessed,
+                "results_path": paths.results}
+
     @field_validator("fold")
     @classmethod
     def check_fold(cls, value: str) -> str:
@@ -83,18 +92,18 @@ class SegmentationTrainConfig(BaseConfig):
 
     @property
     def paths(self) -> NNUNetPaths:
-        return NNUNetPaths(raw=self.dataset_path.parent, preprocessed=self.preprocessed_path, results=self.results_path)
+        return NNUNetPaths(raw=self.data_path.parent, preprocessed=self.preprocessed_path, results=self.results_path)
 
     @property
     def dataset_name(self) -> str:
-        return self.dataset_path.name
+        return self.data_path.name
 
     @property
     def dataset_id(self) -> int:
         try:
             return int(self.dataset_name.removeprefix("Dataset").split("_", 1)[0])
         except ValueError:
-            raise ConfigError(self.dataset_path, "dataset folder must be named DatasetXXX_Name") from None
+            raise ConfigError(self.data_path, "dataset folder must be named DatasetXXX_Name") from None
 
     @property
     def training_plans(self) -> str:
@@ -164,8 +173,8 @@ def plan_and_preprocess(config: SegmentationTrainConfig, log_path: Path | None =
     Returns whether nnU-Net ran. Raises :class:`SpineVisionError` with the tail of nnU-Net's output if it fails
     (its integrity check fails on a malformed dataset).
     """
-    dataset = config.dataset_path
-    if not (dataset / "dataset.json").is_file():
+    dataset = config.data_path
+    if not (dataset / DATASET_JSON).is_file():
         raise InputPathError(dataset, "not an nnU-Net dataset (no dataset.json); convert SPIDER first")
     target = config.preprocessed_path / config.dataset_name
     stamp_path = target / PREPROCESS_STAMP
@@ -208,11 +217,6 @@ def run_logged(command: list[str], env: dict[str, str], log_path: Path | None, w
         if log_path is not None and log_path.is_file():
             tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-8:])
         raise SpineVisionError(command[0], f"{what} failed (exit {process.returncode}): {tail[-1500:]}")
-
-
-def patient_of(case: str) -> str:
-    """The patient of a SPIDER case (``12_t2_SPACE`` -> ``12``)."""
-    return case.split("_", 1)[0]
 
 
 def patient_splits(cases: list[str], n_splits: int = 5, seed: int = 12345) -> list[dict[str, list[str]]]:
@@ -260,8 +264,8 @@ def ensure_splits(config: SegmentationTrainConfig) -> None:
         return
     target = config.preprocessed_path / config.dataset_name / "splits_final.json"
     if not target.is_file():
-        suffix = "_0000" + json.loads((config.dataset_path / "dataset.json").read_text())["file_ending"]
-        cases = sorted(p.name[: -len(suffix)] for p in (config.dataset_path / "imagesTr").glob(f"*{suffix}"))
+        suffix = CHANNEL_SUFFIX + read_dataset_json(config.data_path)["file_ending"]
+        cases = sorted(p.name[: -len(suffix)] for p in (config.data_path / IMAGES_TR).glob(f"*{suffix}"))
         splits = patient_splits(cases)
         if not splits:
             raise ConfigError("fold", f"fold {config.fold} needs at least two patients; use fold 'all'")
@@ -310,7 +314,7 @@ def read_validation(config: SegmentationTrainConfig) -> SegmentationTrainResult:
     if not checkpoint.is_file() or not summary_path.is_file():
         raise InputPathError(fold, "no final checkpoint and validation summary: the training did not finish")
     summary = json.loads(summary_path.read_text())
-    names = {int(v): n for n, v in json.loads((config.model_path / "dataset.json").read_text())["labels"].items()}
+    names = {int(v): n for n, v in json.loads((config.model_path / DATASET_JSON).read_text())["labels"].items()}
     dice: dict[str, float] = {}
     for key, metrics in summary["mean"].items():
         value = float(metrics["Dice"])

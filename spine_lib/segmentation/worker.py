@@ -21,7 +21,7 @@ def build_trainer(job: dict[str, Any]) -> Any:
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     trainer_class: Any = recursive_find_trainer_class_by_name(job["trainer"])
-    dataset = Path(job["dataset_path"]).name
+    dataset = Path(job["data_path"]).name
     base = Path(str(nnUNet_preprocessed)) / dataset
     plans = load_json(str(base / f"{job['plans']}.json"))
     plans["continue_training"] = bool(job["continue_training"])

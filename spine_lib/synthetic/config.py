@@ -8,13 +8,14 @@ from typing import Annotated
 import tyro
 
 from spine_lib.core.config import BaseConfig
+from spine_lib.core.layout import DEFAULT_LAYOUT
 
 
 class SynthConfig(BaseConfig):
     """Write a synthetic data root in the exact layouts of SPIDER, RSNA 2024 and the Phenikaa export."""
 
-    out: Annotated[Path, tyro.conf.arg(help="Data root to write (raw/SPIDER, raw/RSNA, raw/Phenikaa, truth/).")] = Path(
-        "data"
+    out: Annotated[Path, tyro.conf.arg(help="Data root to write (raw/SPIDER, raw/RSNA, raw/Phenikaa, truth/).")] = (
+        DEFAULT_LAYOUT.root
     )
     patients: Annotated[int, tyro.conf.arg(help="Patients per source (unless set per source).")] = 8
     spider_patients: Annotated[int | None, tyro.conf.arg(help="SPIDER patients.")] = None

@@ -18,17 +18,13 @@ from spine_lib.io import DicomSeriesInfo, write_dicom_series
 from spine_lib.io.dicom import deterministic_uid
 from spine_lib.io.tabular import write_table_xlsx
 from spine_lib.levels import LEVELS, phenikaa_ivd_label
+from spine_lib.sources.phenikaa import LABEL_TABLE_COLUMNS
 from spine_lib.synthetic.people import SyntheticPatient, ascii_name, lookalike_pairs, make_patients
 from spine_lib.synthetic.phantom import build_anatomy, render_series, sagittal_geometry, sample_grades
 from spine_lib.synthetic.reports import render_report_pdf, render_report_png, report_lines
 from spine_lib.synthetic.spider import RenderSize
-from spine_lib.synthetic.truth import disc_truths, series_truth
+from spine_lib.synthetic.truth import disc_truths, relative, series_truth
 
-#: Column names of the hospital's label tables.
-PHENIKAA_COLUMNS = [
-    "Patient ID", "IVD label", "Modic", "UP endplate", "LOW endplate", "Spondylolisthesis", "Disc herniation",
-    "Disc narrowing", "Disc bulging", "Pfirrman grade",
-]
 #: An ID that appears in the tables but belongs to no patient (a typo in the export): list it as corrupted.
 CORRUPTED_ID = "25001"
 SERIES = (("SAG_T1", "t1", "Sag T1 TSE"), ("SAG_T2", "t2", "Sag T2 TSE"))
@@ -93,7 +89,7 @@ def write_phenikaa(layout: DataLayout, patients: int, seed: int, size: RenderSiz
             )
             write_dicom_series(images[contrast], study / sub, info)
             series_truths.append(series_truth(
-                images[contrast], anatomy, f"raw/Phenikaa/images/{folder}/{sub}", f"sag_{contrast}", info.series_uid
+                images[contrast], anatomy, relative(layout, study / sub), f"sag_{contrast}", info.series_uid
             ))
         folders = [folder]
         if index % 5 == 3:  # the same study exported twice
@@ -124,9 +120,9 @@ def write_phenikaa(layout: DataLayout, patients: int, seed: int, size: RenderSiz
             "birthday": person.birthday.isoformat(),
             "sex": person.sex,
             "exam_date": person.exam_date.isoformat(),
-            "report": f"raw/Phenikaa/reports/{name}",
+            "report": relative(layout, report_path),
             "report_format": report_format,
-            "image_folders": [f"raw/Phenikaa/images/{f}" for f in folders],
+            "image_folders": [relative(layout, layout.phenikaa_images / f) for f in folders],
             "series": series_truths,
             "discs": disc_truths(anatomy),
         })
@@ -134,8 +130,8 @@ def write_phenikaa(layout: DataLayout, patients: int, seed: int, size: RenderSiz
     half = (len(rows) + 1) // 2
     stamp = datetime(2025, 8, 1, 9, 0, 0)
     layout.phenikaa_tables.mkdir(parents=True, exist_ok=True)
-    write_table_xlsx(rows[:half], PHENIKAA_COLUMNS, layout.phenikaa_tables / "labels_part1.xlsx", stamp)
-    write_table_xlsx(rows[half:], PHENIKAA_COLUMNS, layout.phenikaa_tables / "labels_part2.xlsx", stamp)
+    write_table_xlsx(rows[:half], LABEL_TABLE_COLUMNS, layout.phenikaa_tables / "labels_part1.xlsx", stamp)
+    write_table_xlsx(rows[half:], LABEL_TABLE_COLUMNS, layout.phenikaa_tables / "labels_part2.xlsx", stamp)
     return truth
 
 

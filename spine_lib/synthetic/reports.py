@@ -24,6 +24,7 @@ from spine_lib.errors import ConfigError, LabelSchemaError
 from spine_lib.io.atomic import atomic_write_bytes
 from spine_lib.labels import gradings as g
 from spine_lib.levels import LEVEL_TO_IDX, LEVELS, check_level
+from spine_lib.sources.phenikaa import BIRTHDAY_LABEL, ID_LABEL, NAME_LABEL, SEX_LABEL
 from spine_lib.synthetic.people import SyntheticPatient
 
 __all__ = [
@@ -38,10 +39,6 @@ __all__ = [
 HOSPITAL = "BỆNH VIỆN ĐẠI HỌC PHENIKAA"
 DEPARTMENT = "KHOA CHẨN ĐOÁN HÌNH ẢNH"
 TITLE = "KẾT QUẢ CHỤP CỘNG HƯỞNG TỪ CỘT SỐNG THẮT LƯNG"
-NAME_LABEL = "Họ tên người bệnh"
-BIRTHDAY_LABEL = "Ngày sinh"
-SEX_LABEL = "Giới tính"
-ID_LABEL = "Số phiếu"
 FINDINGS_HEADER = "MÔ TẢ:"
 CONCLUSION_HEADER = "KẾT LUẬN:"
 CITY = "Hà Nội"

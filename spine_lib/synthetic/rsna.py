@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
 from spine_lib.core.layout import DataLayout
-from spine_lib.datasets.rsna import AX_T2, CONDITIONS, SAG_T1, SAG_T2, SERIES_DESCRIPTIONS
 from spine_lib.io import DicomSeriesInfo, write_dicom_series, write_records_csv
 from spine_lib.io.dicom import deterministic_uid
-from spine_lib.levels import LEVELS, rsna_level_suffix
+from spine_lib.levels import LEVELS
+from spine_lib.sources import rsna as source
+from spine_lib.sources.rsna import AX_T2, CONDITIONS, SAG_T1, SAG_T2, SERIES_DESCRIPTIONS, condition_column
 from spine_lib.synthetic.phantom import (
     FORAMEN_X,
     DiscGrades,
@@ -25,18 +25,11 @@ from spine_lib.synthetic.phantom import (
     sagittal_geometry,
 )
 from spine_lib.synthetic.spider import RenderSize
-from spine_lib.synthetic.truth import disc_truths, series_truth
+from spine_lib.synthetic.truth import disc_truths, relative, series_truth
 
 SAGITTAL_T1 = SERIES_DESCRIPTIONS[SAG_T1]
 SAGITTAL_T2 = SERIES_DESCRIPTIONS[SAG_T2]
 AXIAL_T2 = SERIES_DESCRIPTIONS[AX_T2]
-COORDINATE_COLUMNS = ["study_id", "series_id", "instance_number", "condition", "level", "x", "y"]
-SEVERITIES = ("Normal/Mild", "Moderate", "Severe")
-
-
-def condition_column(condition: str, level: str) -> str:
-    """``('Spinal Canal Stenosis', 'L4/L5')`` -> ``'spinal_canal_stenosis_l4_l5'`` (train.csv)."""
-    return f"{condition.lower().replace(' ', '_')}_{rsna_level_suffix(level)}"
 
 
 def severity(condition: str, grades: DiscGrades) -> str:
@@ -47,7 +40,7 @@ def severity(condition: str, grades: DiscGrades) -> str:
         score = grades.narrowing + int(grades.narrowing and grades.pfirrmann == 5)
     else:
         score = grades.herniation + int(grades.herniation and grades.pfirrmann >= 4)
-    return SEVERITIES[min(score, 2)]
+    return source.SEVERITIES[min(score, 2)]
 
 
 def landmark(anatomy: SpineAnatomy, kind: str, level: str, side: str) -> tuple[float, float, float]:
@@ -82,7 +75,7 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
             series_id = int(rng.integers(10**8, 4 * 10**9))
             rendered, _ = render_series(anatomy, geometry, rng, contrasts=(contrast,))
             image = rendered[contrast]
-            folder = root / "train_images" / str(study_id) / str(series_id)
+            folder = source.series_folder(root, study_id, series_id)
             info = DicomSeriesInfo(
                 series_description=description,
                 series_number=number,
@@ -94,8 +87,8 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
             images[description] = (image, series_id)
             descriptions.append({"study_id": study_id, "series_id": series_id, "series_description": description})
             kind = {SAGITTAL_T1: "sag_t1", SAGITTAL_T2: "sag_t2", AXIAL_T2: "axial_t2"}[description]
-            relative = Path("raw/RSNA/train_images", str(study_id), str(series_id)).as_posix()
-            entry = series_truth(image, anatomy, relative, kind, series_uid=info.series_uid)
+            relative_folder = relative(layout, folder)
+            entry = series_truth(image, anatomy, relative_folder, kind, series_uid=info.series_uid)
             study_truth["series"].append({"series_id": series_id, "description": description, **vars(entry)})
         row: dict[str, object] = {"study_id": study_id}
         for condition, (series_type, kind, side) in CONDITIONS.items():
@@ -113,8 +106,7 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
         labels.append(row)
         truth["studies"].append(study_truth)
     columns = ["study_id"] + [condition_column(c, lv) for c in CONDITIONS for lv in LEVELS]
-    write_records_csv(labels, root / "train.csv", columns=columns)
-    write_records_csv(descriptions, root / "train_series_descriptions.csv",
-                      columns=["study_id", "series_id", "series_description"])
-    write_records_csv(coordinates, root / "train_label_coordinates.csv", columns=COORDINATE_COLUMNS)
+    write_records_csv(labels, root / source.LABELS_FILE, columns=columns)
+    write_records_csv(descriptions, root / source.DESCRIPTIONS_FILE, columns=source.SERIES_DESCRIPTION_COLUMNS)
+    write_records_csv(coordinates, root / source.COORDINATES_FILE, columns=source.COORDINATE_COLUMNS)
     return truth

@@ -12,18 +12,9 @@ import numpy as np
 from spine_lib.core.layout import DataLayout
 from spine_lib.io import write_medical_image, write_records_csv
 from spine_lib.levels import LEVELS, spider_ivd_label
+from spine_lib.sources import spider as source
 from spine_lib.synthetic.phantom import build_anatomy, render_series, sagittal_geometry
-from spine_lib.synthetic.truth import disc_truths, series_truth
-
-#: Column names of SPIDER's radiological_gradings.csv, spelt as the source spells them.
-SPIDER_GRADING_COLUMNS = [
-    "Patient", "IVD label", "Modic", "UP endplate", "LOW endplate", "Spondylolisthesis", "Disc herniation",
-    "Disc narrowing", "Disc bulging", "Pfirrman grade",
-]
-SPIDER_OVERVIEW_COLUMNS = [
-    "new_file_name", "subset", "sex", "age", "manufacturer", "field_strength_t", "num_slices", "pixel_spacing_mm",
-    "slice_thickness_mm",
-]
+from spine_lib.synthetic.truth import disc_truths, relative, series_truth
 
 
 @dataclass(frozen=True)
@@ -38,18 +29,10 @@ class RenderSize:
 
 
 def grading_row(patient: int, level: str, grades: Any) -> dict[str, object]:
-    return {
-        "Patient": patient,
-        "IVD label": spider_ivd_label(level),
-        "Modic": grades.modic,
-        "UP endplate": grades.up_endplate,
-        "LOW endplate": grades.low_endplate,
-        "Spondylolisthesis": grades.spondylolisthesis,
-        "Disc herniation": grades.herniation,
-        "Disc narrowing": grades.narrowing,
-        "Disc bulging": grades.bulging,
-        "Pfirrman grade": grades.pfirrmann,
-    }
+    """One row of radiological_gradings.csv (SPIDER's column names, IVD label counted from the bottom)."""
+    values = (patient, spider_ivd_label(level), grades.modic, grades.up_endplate, grades.low_endplate,
+              grades.spondylolisthesis, grades.herniation, grades.narrowing, grades.bulging, grades.pfirrmann)
+    return dict(zip(source.GRADING_COLUMNS, values, strict=True))
 
 
 def write_spider(layout: DataLayout, patients: int, seed: int, size: RenderSize) -> dict[str, Any]:
@@ -68,23 +51,23 @@ def write_spider(layout: DataLayout, patients: int, seed: int, size: RenderSize)
         kinds = {"t1": images["t1"], "t2": images["t2"]}
         for contrast, image in kinds.items():
             name = f"{patient}_{contrast}"
-            write_medical_image(image, root / "images" / f"{name}.mha")
-            write_medical_image(mask, root / "masks" / f"{name}.mha")
-            series.append(series_truth(image, anatomy, f"raw/SPIDER/images/{name}.mha", f"sag_{contrast}"))
+            write_medical_image(image, root / source.IMAGES / f"{name}{source.FILE_EXTENSION}")
+            write_medical_image(mask, root / source.MASKS / f"{name}{source.FILE_EXTENSION}")
+            series.append(series_truth(image, anatomy, relative(layout, root / source.IMAGES / f"{name}{source.FILE_EXTENSION}"), f"sag_{contrast}"))
         if index % 4 == 3:  # some studies also have a high-resolution T2 SPACE series
             space = sagittal_geometry(
                 rng, size.slices * 2, size.rows, size.columns, size.fov_mm, size.thickness / 2
             )
             space_images, space_mask = render_series(anatomy, space, rng, contrasts=("t2",))
             name = f"{patient}_t2_SPACE"
-            write_medical_image(space_images["t2"], root / "images" / f"{name}.mha")
-            write_medical_image(space_mask, root / "masks" / f"{name}.mha")
-            series.append(series_truth(space_images["t2"], anatomy, f"raw/SPIDER/images/{name}.mha", "sag_t2_space"))
+            write_medical_image(space_images["t2"], root / source.IMAGES / f"{name}{source.FILE_EXTENSION}")
+            write_medical_image(space_mask, root / source.MASKS / f"{name}{source.FILE_EXTENSION}")
+            series.append(series_truth(space_images["t2"], anatomy, relative(layout, root / source.IMAGES / f"{name}{source.FILE_EXTENSION}"), "sag_t2_space"))
         subset = "validation" if index % 5 == 4 else "training"
         sex, age = ("F" if rng.random() < 0.6 else "M"), int(rng.integers(25, 85))
         for s in series:
             overview.append({
-                "new_file_name": Path(s.path).name.removesuffix(".mha"), "subset": subset, "sex": sex, "age": age,
+                "new_file_name": Path(s.path).name.removesuffix(source.FILE_EXTENSION), "subset": subset, "sex": sex, "age": age,
                 "manufacturer": "SIEMENS" if index % 2 else "Philips", "field_strength_t": 1.5,
                 "num_slices": s.size[2], "pixel_spacing_mm": round(s.spacing[0], 4),
                 "slice_thickness_mm": round(s.spacing[2], 4),
@@ -93,6 +76,6 @@ def write_spider(layout: DataLayout, patients: int, seed: int, size: RenderSize)
         if index % 6 == 5:  # as in SPIDER, a few rows carry IVD label 0 (no disc) and no grades
             gradings.append({"Patient": patient, "IVD label": 0})
         truth["patients"].append({"patient": patient, "subset": subset, "series": series, "discs": disc_truths(anatomy)})
-    write_records_csv(overview, root / "overview.csv", columns=SPIDER_OVERVIEW_COLUMNS)
-    write_records_csv(gradings, root / "radiological_gradings.csv", columns=SPIDER_GRADING_COLUMNS)
+    write_records_csv(overview, root / source.OVERVIEW_FILE, columns=source.OVERVIEW_COLUMNS)
+    write_records_csv(gradings, root / source.GRADINGS_FILE, columns=source.GRADING_COLUMNS)
     return truth

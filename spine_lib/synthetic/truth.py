@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from spine_lib.core.layout import DataLayout
 from spine_lib.io.atomic import atomic_write_text
 from spine_lib.levels import LEVELS, phenikaa_ivd_label, spider_ivd_label
 from spine_lib.synthetic.phantom import SpineAnatomy, physical_to_index
@@ -86,6 +87,11 @@ def series_truth(image: sitk.Image, anatomy: SpineAnatomy, path: str, kind: str,
         disc_center_index={lv: rounded(physical_to_index(image, anatomy.disc_center(lv))) for lv in LEVELS},
         canal_point_index={lv: rounded(physical_to_index(image, anatomy.canal_point(lv))) for lv in LEVELS},
     )
+
+
+def relative(layout: DataLayout, path: Path) -> str:
+    """``path`` relative to the data root, with forward slashes (how truth files name what they describe)."""
+    return Path(path).relative_to(layout.root).as_posix()
 
 
 def to_jsonable(value: Any) -> Any:

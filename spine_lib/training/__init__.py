@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from spine_lib.levels import IDX_TO_LEVEL, LEVEL_TO_IDX
-    from spine_lib.training.base import BaseModel, BaseTrainer, TrainingResult
     from spine_lib.training.checkpoints import CheckpointError, model_from_checkpoint
     from spine_lib.training.config import HeadConfig, LocalizationConfig, ModelTestConfig, TrainingConfig
     from spine_lib.training.datasets.ivd_coords import IVDCoordsDataset
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     )
     from spine_lib.training.metrics import BaseMetrics, LocalizationMetrics, MetricResult
     from spine_lib.training.models import ConvNextLocalization, LevelEmbedding, VisionTransformerLocalization
+    from spine_lib.training.models.base import BaseModel
     from spine_lib.training.pretrained import PretrainedWeightsError
     from spine_lib.training.registry import (
         MetricsRegistry,
@@ -38,15 +38,17 @@ if TYPE_CHECKING:
         register_model,
         register_trainer,
     )
+    from spine_lib.training.runs import TrainingResult
+    from spine_lib.training.trainer import BaseTrainer
     from spine_lib.training.trainers import LocalizationTrainer, train_localization
     from spine_lib.training.visualization import TrainingVisualizer
 
 _HOMES = {
     "IDX_TO_LEVEL": "spine_lib.levels",
     "LEVEL_TO_IDX": "spine_lib.levels",
-    "BaseModel": "spine_lib.training.base",
-    "BaseTrainer": "spine_lib.training.base",
-    "TrainingResult": "spine_lib.training.base",
+    "BaseModel": "spine_lib.training.models.base",
+    "BaseTrainer": "spine_lib.training.trainer",
+    "TrainingResult": "spine_lib.training.runs",
     "CheckpointError": "spine_lib.training.checkpoints",
     "model_from_checkpoint": "spine_lib.training.checkpoints",
     "HeadConfig": "spine_lib.training.config",

@@ -22,7 +22,7 @@ from spine_lib.errors import InputPathError, SpineVisionError
 from spine_lib.io.atomic import atomic_path
 
 if TYPE_CHECKING:
-    from spine_lib.training.base import BaseModel
+    from spine_lib.training.models.base import BaseModel
 
 REQUIRED_KEYS = ("model_name", "model_kwargs", "model_state_dict")
 

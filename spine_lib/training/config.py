@@ -15,6 +15,7 @@ import tyro
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spine_lib.core.config import BaseConfig
+from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
 
 SchedulerType = Literal["cosine", "step", "plateau", "none"]
 LossType = Literal["mse", "smooth_l1", "huber"]
@@ -79,11 +80,11 @@ class TrainingConfig(BaseConfig):
     """What every training run shares: data, output, optimisation, schedule, early stopping, device, tracking."""
 
     task: Annotated[str, tyro.conf.arg(help="Task name; output goes to <weights-path>/<task>/<run_id>.")] = "base"
-    data_path: Annotated[Path, tyro.conf.arg(help="Training dataset folder.")] = Path("data/processed")
+    data_path: Annotated[Path, tyro.conf.arg(help="Training dataset folder.")] = DEFAULT_LAYOUT.processed
     output_path: Annotated[
         Path | None, tyro.conf.arg(help="Training output folder (default <weights-path>/<task>/<run_id>).")
     ] = None
-    weights_path: Annotated[Path, tyro.conf.arg(help="Root of the weights folders.")] = Path("weights")
+    weights_path: Annotated[Path, tyro.conf.arg(help="Root of the weights folders.")] = DEFAULT_LAYOUT.weights
     run_id: Annotated[str | None, tyro.conf.arg(help="Unique run identifier (auto-generated).")] = None
     resume_from: Annotated[Path | None, tyro.conf.arg(help="Checkpoint (.pt) to resume training from.")] = None
     seed: Annotated[int, tyro.conf.arg(help="Seed of weights init, shuffling, augmentation, splits.")] = 42
@@ -127,6 +128,10 @@ class TrainingConfig(BaseConfig):
     wandb_run_name: Annotated[str | None, tyro.conf.arg(help="wandb run name (default: the run id).")] = None
     wandb_tags: Annotated[list[str], tyro.conf.arg(help="wandb tags.")] = Field(default_factory=list)
 
+    @classmethod
+    def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
+        return {"weights_path": layout.weights}
+
     @field_validator("run_id")
     @classmethod
     def _safe_run_id(cls, value: str | None) -> str | None:
@@ -145,8 +150,8 @@ class LocalizationConfig(TrainingConfig):
     """Train a model that finds one point per (image, disc level): ConvNeXt or ViT with a level embedding."""
 
     task: Annotated[str, tyro.conf.arg(help="Task name (output folder).")] = "localization"
-    data_path: Annotated[Path, tyro.conf.arg(help="IVD coordinates dataset (images/ + annotations.csv).")] = Path(
-        "data/processed/ivd_coords"
+    data_path: Annotated[Path, tyro.conf.arg(help="IVD coordinates dataset (images/ + annotations.csv).")] = (
+        DEFAULT_LAYOUT.ivd_coords
     )
     model_name: Annotated[
         Literal["convnext_localization", "vit_localization"], tyro.conf.arg(help="Registered model.")
@@ -179,6 +184,10 @@ class LocalizationConfig(TrainingConfig):
         default_factory=lambda: [0.02, 0.05, 0.10]
     )
     checkpoint_metric: Annotated[str, tyro.conf.arg(help="Validation metric choosing the best model.")] = "mean_error_px"
+
+    @classmethod
+    def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
+        return {"data_path": layout.ivd_coords, "weights_path": layout.weights}
 
     def head_config(self) -> HeadConfig:
         return HeadConfig(head_type=self.head_type, hidden_dims=self.head_hidden_dims, dropout=self.head_dropout)

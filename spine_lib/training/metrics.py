@@ -30,6 +30,18 @@ class MetricResult:
         return out
 
 
+def per_group(flat: dict[str, float], metric: str) -> dict[str, float]:
+    """One metric's value per group from :meth:`MetricResult.flat` keys, whose groups may hold a ``/`` themselves
+    (``{'L4/L5/pck@0.05': 0.9}`` -> ``{'L4/L5': 0.9}``).
+
+    Example:
+        >>> per_group({"pck@0.05": 0.8, "L4/L5/pck@0.05": 0.9, "L5/S1/pck@0.05": 0.7, "L5/S1/count": 3.0}, "pck@0.05")
+        {'L4/L5': 0.9, 'L5/S1': 0.7}
+    """
+    suffix = "/" + metric
+    return {key[: -len(suffix)]: value for key, value in flat.items() if key.endswith(suffix)}
+
+
 class BaseMetrics(ABC):
     """Computes a :class:`MetricResult` from predictions and targets."""
 

@@ -9,7 +9,9 @@ from typing import Annotated, Literal
 import tyro
 
 from spine_lib.core.config import BaseConfig
+from spine_lib.core.layout import DEFAULT_LAYOUT
 from spine_lib.errors import InputPathError, SpineVisionError
+from spine_lib.segmentation.environment import SEGMENTATION_TASK
 
 
 class VisualizeConfig(BaseConfig):
@@ -17,11 +19,11 @@ class VisualizeConfig(BaseConfig):
 
     input_path: Annotated[
         Path, tyro.conf.arg(help="DICOM series folder, DICOM file or volume; with --batch, a folder of them.")
-    ] = Path("data/processed/classification/images")
+    ] = DEFAULT_LAYOUT.classification / "images"
     output_path: Annotated[Path, tyro.conf.arg(help="Output folder of the views.")] = Path("results/segmentation")
     model_path: Annotated[
         Path, tyro.conf.arg(help="nnU-Net model folder, its Dataset folder, or the results root above it.")
-    ] = Path("weights/segmentation")
+    ] = DEFAULT_LAYOUT.weights_for(SEGMENTATION_TASK)
     dataset_id: Annotated[int, tyro.conf.arg(help="nnU-Net dataset ID.")] = 501
     configuration: Annotated[str, tyro.conf.arg(help="nnU-Net configuration.")] = "2d"
     fold: Annotated[str, tyro.conf.arg(help="Model fold (a number or 'all').")] = "0"
@@ -97,11 +99,11 @@ def write_validation_previews(model_path: Path, fold: str, dataset_path: Path, l
 
     import SimpleITK as sitk
 
-    from spine_lib.datasets.nnunet import image_path
+    from spine_lib.datasets.nnunet.format import DATASET_JSON, image_path
     from spine_lib.visualization.plotly_viewer import PlotlyViewer
 
     validation = model_path / f"fold_{fold}" / "validation"
-    info = json.loads((model_path / "dataset.json").read_text())
+    info = json.loads((model_path / DATASET_JSON).read_text())
     ending = info["file_ending"]
     viewer = PlotlyViewer(validation.parent / "previews", "html", labels=info["labels"])
     previews: dict[str, Path] = {}

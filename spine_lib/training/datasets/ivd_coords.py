@@ -1,7 +1,8 @@
 """The IVD localization dataset for training: one item per annotation (image, level, target point), or, with
 ``group_levels``, one item per image carrying the points of all its levels.
 
-Reads ``<data_path>/annotations.csv`` written by :func:`spine_lib.datasets.ivd_coords.build_ivd_coords`.
+Reads ``<data_path>/annotations.csv`` written by :func:`spine_lib.datasets.ivd_coords.build_ivd_coords`
+(its format: :mod:`spine_lib.datasets.ivd_coords.format`).
 Splits go by study (a study never lands in two splits) and are the same for the same seed. Each image is read
 once, resized to ``image_size`` and kept in memory (up to :data:`CACHE_BYTES`; all of them when the dataset is
 built, up to :data:`PRELOAD_MAX_IMAGES`); an item is then a few array operations. Augmentation moves the landmark with the image: one 2x3 affine matrix warps the image and
@@ -19,9 +20,7 @@ image gives the annotated pixel back. Augmentation maps the point ``coords * ima
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,13 +30,13 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
-from spine_lib.errors import InputPathError, TabularDataError
+from spine_lib.datasets.ivd_coords.format import IVDRecord, read_annotations
+from spine_lib.errors import InputPathError
 from spine_lib.levels import LEVEL_TO_IDX, check_level
 from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 Split = Literal["train", "val", "test", "all"]
 SPLITS = ("train", "val", "test", "all")
-REQUIRED_COLUMNS = ("image_path", "level", "relative_x", "relative_y", "series_type")
 CACHE_BYTES = 2 * 1024**3  # resized uint8 images kept in memory per process
 #: datasets with at most this many images read them all when built: DataLoader workers (forked) inherit them
 PRELOAD_MAX_IMAGES = 4000
@@ -47,60 +46,6 @@ SCALE_RANGE = (0.9, 1.1)
 TRANSLATION_FRACTION = 0.08
 POINT_MARGIN = 2.0  # pixels the point keeps from the border after augmentation
 AUGMENT_TRIES = 10
-
-
-@dataclass(frozen=True)
-class IVDRecord:
-    """One annotation row. Reads as attributes (``record.level``) or like a CSV row (``record["level"]``)."""
-
-    image_path: str  # relative to the dataset folder
-    level: str
-    relative_x: float
-    relative_y: float
-    series_type: str
-    source: str
-    study_id: str
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
-
-
-def read_annotations(data_path: Path) -> list[IVDRecord]:
-    """The rows of ``<data_path>/annotations.csv`` (a missing ``study_id`` column: the image name's first id)."""
-    path = Path(data_path) / "annotations.csv"
-    if not path.is_file():
-        raise InputPathError(path, "annotations.csv not found (build the dataset with `spine-vision dataset localization`)")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise TabularDataError(path, f"missing column(s) {', '.join(missing)}")
-        records = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                records.append(IVDRecord(
-                    image_path=row["image_path"],
-                    level=check_level(row["level"]),
-                    relative_x=float(row["relative_x"]),
-                    relative_y=float(row["relative_y"]),
-                    series_type=row["series_type"],
-                    source=row.get("source") or "",
-                    study_id=row.get("study_id") or study_of_image(row["image_path"]),
-                ))
-            except ValueError as error:
-                raise TabularDataError(path, f"line {line}: {error}") from error
-    return records
-
-
-def study_of_image(image_path: str) -> str:
-    """``images/rsna_<study>_<series>_<instance>.png`` -> ``<study>``; other names: the name without suffix."""
-    parts = Path(image_path).stem.split("_")
-    return parts[1] if len(parts) >= 2 and parts[0] == "rsna" else Path(image_path).stem
 
 
 def split_studies(studies: Sequence[str], val_fraction: float = 0.2, test_fraction: float = 0.0,

@@ -21,9 +21,9 @@ from torch import nn
 from torch.nn import functional
 
 from spine_lib.errors import ConfigError
-from spine_lib.training.base import BaseModel
 from spine_lib.training.config import HeadConfig
 from spine_lib.training.heads import create_head
+from spine_lib.training.models.base import BaseModel
 
 #: Smooth-L1/Huber transition, in relative coordinates (1% of the image, ~2 px at 224).
 LOSS_BETA = 0.01

@@ -14,14 +14,16 @@ import torch
 from loguru import logger
 from torch.utils.data import DataLoader, Dataset
 
+from spine_lib.datasets.ivd_coords.format import ANNOTATIONS_FILE
 from spine_lib.errors import ConfigError
-from spine_lib.training.base import BEST_MODEL, BaseTrainer, TrainingResult
 from spine_lib.training.checkpoints import load_model_state, read_checkpoint
 from spine_lib.training.config import LocalizationConfig
 from spine_lib.training.metrics import LocalizationMetrics
 from spine_lib.training.models.localization import LocalizationModel
 from spine_lib.training.preprocessing import denormalize
 from spine_lib.training.registry import ModelRegistry, register_trainer
+from spine_lib.training.runs import BEST_MODEL, TrainingResult
+from spine_lib.training.trainer import BaseTrainer
 
 if TYPE_CHECKING:
     from spine_lib.core.device import DeviceChoice
@@ -65,7 +67,7 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         )
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        if not (Path(self.config.data_path) / "annotations.csv").is_file():
+        if not (Path(self.config.data_path) / ANNOTATIONS_FILE).is_file():
             raise ConfigError(self.config.data_path, "no annotations.csv: build it with `spine-vision dataset "
                                                      "localization` first")
         group = self.config.group_levels

@@ -1,7 +1,7 @@
 """Materialize every asset of the code location into the instance at ``DAGSTER_HOME``.
 
-Run by ``spine-vision demo`` in a child process (spine_lib never imports Dagster); usable on its own:
-``DAGSTER_HOME=$PWD/.dagster python -m spine_assets.demo``. Report files become dynamic partitions (as the
+Run by ``spine-vision demo`` in a child process; usable on its own:
+``DAGSTER_HOME=$PWD/.dagster python -m spine_assets.demo.materialize``. Report files become dynamic partitions (as the
 sensor would add them), each new one is read in its own run, then everything else is materialized. Models are
 trained with short CPU settings (``DEMO_RUN_CONFIG``), and only when their training dataset's data version
 differs from the one their last materialization was trained on. Prints one JSON line with what it did.

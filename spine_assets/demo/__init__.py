@@ -1,8 +1,9 @@
-"""The demo job: a data root (synthetic where empty) materialized through every Dagster asset.
+"""The demo job (``spine-vision demo``): a data root (synthetic where empty) materialized through every asset.
 
-The Dagster part runs in a child process (``python -m spine_assets.demo``) so that this library never imports
-Dagster; both sides agree on paths through the environment (``DAGSTER_HOME``, ``SPINE_DATA_ROOT``,
-``SPINE_WEIGHTS``).
+This module prepares the data root and the instance folder without importing Dagster (so that the command's
+``--help`` answers at once); the materialization runs in a child process (``python -m
+spine_assets.demo.materialize``) that reads the same paths from the environment (``DAGSTER_HOME``,
+``SPINE_DATA_ROOT``, ``SPINE_WEIGHTS``) and prints one JSON line of what it did.
 """
 
 from __future__ import annotations
@@ -19,22 +20,18 @@ from typing import Annotated
 import tyro
 from loguru import logger
 
+from spine_assets.environment import DAGSTER_HOME_ENV, DATA_ROOT_ENV, INSTANCE_TEMPLATE, WEIGHTS_ENV
 from spine_lib.core.config import BaseConfig
-from spine_lib.core.layout import DataLayout
+from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
 from spine_lib.errors import ConfigError, SpineVisionError
 from spine_lib.synthetic.config import SynthConfig
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster.yaml"
-DATA_ROOT_ENV = "SPINE_DATA_ROOT"
-WEIGHTS_ENV = "SPINE_WEIGHTS"
 
 
 class DemoConfig(BaseConfig):
     """Make (or reuse) a data root and materialize every asset into a local SQLite Dagster instance."""
 
-    data_root: Annotated[Path, tyro.conf.arg(help="Data root (made if absent).")] = Path("data")
-    weights: Annotated[Path, tyro.conf.arg(help="Folder of trained weights.")] = Path("weights")
+    data_root: Annotated[Path, tyro.conf.arg(help="Data root (made if absent).")] = DEFAULT_LAYOUT.root
+    weights: Annotated[Path, tyro.conf.arg(help="Folder of trained weights.")] = DEFAULT_LAYOUT.weights
     dagster_home: Annotated[Path, tyro.conf.arg(help="DAGSTER_HOME of the local instance.")] = Path(".dagster")
     patients: Annotated[int, tyro.conf.arg(help="Synthetic patients per source (when the root is empty).")] = 8
     size: Annotated[int, tyro.conf.arg(help="In-plane size of synthetic sagittal series.")] = 256
@@ -58,7 +55,7 @@ class DemoResult:
     @property
     def ui_command(self) -> str:
         return (
-            f"DAGSTER_HOME={self.dagster_home} {DATA_ROOT_ENV}={self.data_root} {WEIGHTS_ENV}={self.weights} "
+            f"{DAGSTER_HOME_ENV}={self.dagster_home} {DATA_ROOT_ENV}={self.data_root} {WEIGHTS_ENV}={self.weights} "
             "uv run dagster dev -w workspace.yaml"
         )
 
@@ -66,12 +63,12 @@ class DemoResult:
 def prepare_dagster_home(dagster_home: Path, template: Path = INSTANCE_TEMPLATE) -> Path:
     """Create ``dagster_home`` with the project's ``dagster.yaml`` (an existing one is left as it is)."""
     if dagster_home.exists() and not dagster_home.is_dir():
-        raise ConfigError(dagster_home, "DAGSTER_HOME exists and is not a folder")
+        raise ConfigError(dagster_home, f"{DAGSTER_HOME_ENV} exists and is not a folder")
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
     if not target.exists():
         if not template.is_file():
-            raise ConfigError(template, "instance template dagster.yaml not found next to the project")
+            raise ConfigError(template, "instance template dagster.yaml not found in the spine_assets package")
         shutil.copyfile(template, target)
     return target
 
@@ -92,13 +89,13 @@ def run_demo(config: DemoConfig) -> DemoResult:
     created = layout.ensure()
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
+        DAGSTER_HOME_ENV: str(dagster_home),
         DATA_ROOT_ENV: str(data_root),
         WEIGHTS_ENV: str(weights),
     }
     logger.info("materializing every asset into the instance at {}", dagster_home)
     process = subprocess.run(
-        [sys.executable, "-m", "spine_assets.demo"],
+        [sys.executable, "-m", "spine_assets.demo.materialize"],
         env=env,
         capture_output=True,
         text=True,

@@ -1,0 +1,55 @@
+"""Options of the Phenikaa job (:func:`~spine_lib.datasets.phenikaa.preprocess` and its two steps)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+from pydantic import Field
+
+from spine_lib.core.config import BaseConfig
+from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
+from spine_lib.sources.phenikaa import REPORTS
+
+
+class PreprocessConfig(BaseConfig):
+    """Read the Phenikaa reports, match patients to image folders and label tables, write the dataset."""
+
+    data_path: Annotated[Path, tyro.conf.arg(help="Phenikaa export (reports/, images/, tables/).")] = (
+        DEFAULT_LAYOUT.phenikaa
+    )
+    output_path: Annotated[Path, tyro.conf.arg(help="Dataset output (no PHI).")] = DEFAULT_LAYOUT.classification
+    interim_path: Annotated[Path, tyro.conf.arg(help="Per-report fields, matches, rejects (PHI).")] = (
+        DEFAULT_LAYOUT.phenikaa_interim
+    )
+    use_gpu: Annotated[bool, tyro.conf.arg(help="Run the deep-learning OCR engine on the GPU.")] = True
+    report_fuzzy_threshold: Annotated[int, tyro.conf.arg(help="Field-label matching threshold.")] = 80
+    image_fuzzy_threshold: Annotated[int, tyro.conf.arg(help="Folder-name matching threshold.")] = 85
+    pdf_dpi: Annotated[int, tyro.conf.arg(help="DPI for rendering image-only PDF pages.")] = 200
+    workers: Annotated[int, tyro.conf.arg(help="Processes reading reports in parallel.")] = max(1, os.cpu_count() or 1)
+    exam_date_tolerance_days: Annotated[
+        int | None, tyro.conf.arg(help="A folder whose exam date is further than this from the report's is never matched.")
+    ] = 3
+    ocr_engine: Annotated[Literal["tesseract", "paddle"], tyro.conf.arg(help="OCR engine.")] = "tesseract"
+    image_export: Annotated[
+        Literal["anonymized", "copy", "hardlink"],
+        tyro.conf.arg(help="anonymized: DICOM copies with name/birthday removed; copy/hardlink keep them."),
+    ] = "anonymized"
+    corrupted_ids: Annotated[list[str], tyro.conf.arg(help="Patient IDs of the label tables known to be wrong.")] = Field(
+        default_factory=list
+    )
+    # where the deep-learning OCR engine finds its models (only with --ocr-engine paddle)
+    det_model_dir: Path = DEFAULT_LAYOUT.ocr_detection_model
+    rec_weights: Path = DEFAULT_LAYOUT.ocr_recognition_weights
+
+    @classmethod
+    def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
+        return {"data_path": layout.phenikaa, "output_path": layout.classification,
+                "interim_path": layout.phenikaa_interim, "det_model_dir": layout.ocr_detection_model,
+                "rec_weights": layout.ocr_recognition_weights}
+
+    @property
+    def reports_path(self) -> Path:
+        return self.data_path / REPORTS

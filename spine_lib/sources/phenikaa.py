@@ -1,0 +1,106 @@
+"""The Phenikaa hospital export as it arrives: the one home of its names, patterns, labels and columns.
+
+```
+raw/Phenikaa/reports/     the inbox: ID-named scans (250010139.png) and patient-named PDFs
+                          (NGUYEN_VAN_SON_20250718.pdf: the name and the exam date)
+raw/Phenikaa/images/      one DICOM study folder per export: NAME[_YYYY]_YYYYMMDD[ (n)]
+raw/Phenikaa/tables/      Excel/CSV label tables, one row per (patient, IVD label)
+```
+
+The label tables count discs from the top (IVD label 1 = L1/L2): the conversion is
+:func:`spine_lib.levels.level_from_phenikaa_ivd_label`. The reports are Vietnamese forms whose patient fields
+carry the labels below; names and birthdays are PHI and never leave the raw data and the interim folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from spine_lib.core.checks import CheckOutcome
+from spine_lib.core.layout import PHENIKAA_IMAGES as IMAGES
+from spine_lib.core.layout import PHENIKAA_REPORTS as REPORTS
+from spine_lib.core.layout import PHENIKAA_TABLES as TABLES
+from spine_lib.errors import SpineVisionError
+
+__all__ = [
+    "BIRTHDAY_LABEL",
+    "FOLDER_FORMAT",
+    "FOLDER_PATTERN",
+    "ID_LABEL",
+    "IMAGES",
+    "LABEL_TABLE_COLUMNS",
+    "NAME_LABEL",
+    "REPORTS",
+    "REPORT_ID_STEM",
+    "REPORT_NAME_STEM",
+    "REPORT_SUFFIXES",
+    "SEX_LABEL",
+    "TABLES",
+    "check_label_tables",
+    "describe_phenikaa",
+]
+
+#: File types a report may arrive as.
+REPORT_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pdf")
+#: ``250010139.png``: the hospital's patient ID (9 digits today; 6-12 accepted).
+REPORT_ID_STEM = re.compile(r"\d{6,12}")
+#: ``NGUYEN_VAN_SON`` or ``NGUYEN_VAN_SON_20250718``: at least two upper-case ASCII words, optional YYYYMMDD.
+REPORT_NAME_STEM = re.compile(r"(?P<name>[A-Z]+(?:[_ ]+[A-Z]+)+)(?:[_ ]+(?P<date>\d{8}))?")
+#: The labels of the report's patient fields.
+NAME_LABEL = "Họ tên người bệnh"
+BIRTHDAY_LABEL = "Ngày sinh"
+ID_LABEL = "Số phiếu"
+SEX_LABEL = "Giới tính"
+#: ``NAME[_YYYY]_YYYYMMDD[ (n)]``: upper-case ASCII words joined by ``_``, birth year, exam date, copy counter.
+FOLDER_PATTERN = re.compile(
+    r"(?P<name>[A-Z]+(?:_[A-Z]+)*)(?:_(?P<year>\d{4}))?_(?P<date>\d{8})(?: \((?P<copy>\d+)\))?"
+)
+FOLDER_FORMAT = "NAME[_YYYY]_YYYYMMDD[ (n)]"
+#: Column names of the label tables, spelt as the hospital spells them (``Pfirrman``, sic).
+LABEL_TABLE_COLUMNS: tuple[str, ...] = (
+    "Patient ID", "IVD label", "Modic", "UP endplate", "LOW endplate", "Spondylolisthesis", "Disc herniation",
+    "Disc narrowing", "Disc bulging", "Pfirrman grade",
+)
+
+
+def describe_phenikaa(root: Path) -> dict[str, int]:
+    """Counts of a Phenikaa export: reports by kind, image folders, tables and their rows."""
+    from spine_lib.io.tabular import load_tabular_data
+
+    root = Path(root)
+    reports = [p for p in (root / REPORTS).iterdir() if p.is_file()] if (root / REPORTS).is_dir() else []
+    images = root / IMAGES
+    tables = root / TABLES
+    rows = 0
+    if tables.is_dir() and any(tables.iterdir()):
+        try:
+            result = load_tabular_data(tables, missing="keep")
+            rows = len(result.data) + len(result.dropped)
+        except SpineVisionError:
+            rows = 0
+    return {
+        "reports": len(reports),
+        "png_reports": sum(p.suffix.lower() == ".png" for p in reports),
+        "pdf_reports": sum(p.suffix.lower() == ".pdf" for p in reports),
+        "image_folders": sum(1 for p in images.iterdir() if p.is_dir()) if images.is_dir() else 0,
+        "tables": len([p for p in tables.iterdir() if p.is_file()]) if tables.is_dir() else 0,
+        "label_rows": rows,
+    }
+
+
+def check_label_tables(root: Path, corrupted_ids: tuple[str, ...] = ()) -> tuple[CheckOutcome, dict[str, int]]:
+    """Every label table parses; returns the outcome and how many rows were dropped for each reason."""
+    from spine_lib.io.tabular import load_tabular_data, table_files
+
+    tables = Path(root) / TABLES
+    outcome = CheckOutcome()
+    try:
+        files = table_files(tables)
+        result = load_tabular_data(tables, corrupted_ids=corrupted_ids)
+    except SpineVisionError as error:
+        outcome.problems.append(str(error))
+        return outcome, {}
+    outcome.checked = len(files)
+    outcome.problems.extend(f"{path.name}: {reason}" for path, reason in result.rejected_files.items())
+    return outcome, {"kept_rows": len(result.data), **result.dropped_reasons()}
