@@ -11,7 +11,30 @@ from pathlib import Path
 
 
 class SpineVisionError(Exception):
-    """Base class of every error raised on purpose by spine_lib."""
+    """Base class of every error raised on purpose by spine_lib.
+
+    Args:
+        subject: what the error is about (a file, a folder, a schema name); None when nothing in particular.
+        cause: what is wrong with it, in words.
+
+    Example:
+        >>> error = MedicalImageError(Path("data/raw/x.mha"), "cannot read image (corrupt header)")
+        >>> str(error)
+        'data/raw/x.mha: cannot read image (corrupt header)'
+        >>> isinstance(error, SpineVisionError), error.subject.name, error.cause
+        (True, 'x.mha', 'cannot read image (corrupt header)')
+        >>> str(ConfigError(None, "epochs must be positive"))
+        'epochs must be positive'
+
+        One ``except`` catches what any spine_lib function raises on purpose:
+
+        >>> from spine_lib.io.readers import read_medical_image
+        >>> try:
+        ...     read_medical_image(Path("no/such/study.nii.gz"))
+        ... except SpineVisionError as error:
+        ...     print(type(error).__name__, "-", error)
+        InputPathError - no/such/study.nii.gz: image path does not exist
+    """
 
     def __init__(self, subject: str | Path | None, cause: str) -> None:
         self.subject = subject

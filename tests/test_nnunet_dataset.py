@@ -22,8 +22,8 @@ from spine_lib.datasets.nnunet import (
     image_path,
     label_path,
 )
-from spine_lib.datasets.nnunet.format import MANIFEST_NAME, REJECTS_NAME
 from spine_lib.errors import InputPathError, MedicalImageError
+from spine_lib.formats.nnunet import MANIFEST_NAME, REJECTS_NAME
 from spine_lib.labels import load_label_schema
 from tests.conftest import assert_same_geometry
 

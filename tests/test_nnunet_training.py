@@ -32,6 +32,10 @@ pytestmark = pytest.mark.slow
 CONFIGURATION = "2d"
 TRAINER = "nnUNetTrainerShort"
 PLANS = "nnUNetPlansF32"  # nnU-Net's plans with the features per stage capped at 32
+#: Floor of the validation Dice check (mean over the three labels) the short training must reach. The prediction
+#: test below holds the same held-out patient to vertebrae > 0.3 and canal > 0.2; a model that learned nothing
+#: (background everywhere, one label everywhere, or a random mask) scores far less, see the test of the check.
+MIN_VALIDATION_DICE = 0.3
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Trained:
     layout: DataLayout
     metadata: dict[str, dg.MetadataValue]
     checks: dict[str, bool]
+    check_metadata: dict[str, dict[str, dg.MetadataValue]]
     held_out: list[str]
     labels: dict[str, int]
 
@@ -84,7 +89,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
                                     "iterations_per_epoch": 12, "val_iterations_per_epoch": 2, "previews": 1,
                                     "augmentation_workers": 0, "seed": 3, "max_features": 32,
                                     "verify_dataset_integrity": False,  # test_nnunet_dataset runs nnU-Net's check
-                                    "min_validation_dice": 0.0}},
+                                    "min_validation_dice": MIN_VALIDATION_DICE}},
     }}
     result = dg.materialize(
         [spider_raw, spider_nnunet_dataset, nnunet_labels_consecutive, nnunet_images_have_labels, nnunet_model],
@@ -98,6 +103,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         layout=layout,
         metadata=dict(result.asset_materializations_for_node("nnunet_model")[0].metadata),
         checks={e.check_name: e.passed for e in result.get_asset_check_evaluations()},
+        check_metadata={e.check_name: dict(e.metadata) for e in result.get_asset_check_evaluations()},
         held_out=splits[0]["val"],
         labels=json.loads((layout.nnunet_dataset / "dataset.json").read_text())["labels"],
     )
@@ -126,10 +132,61 @@ def test_model_asset_reports_checkpoint_dice_and_preview(trained: Trained) -> No
     assert all(0.0 <= v <= 1.0 for v in dice.values())
     previews = [k for k in meta if k.startswith("preview_")]
     assert previews == [f"preview_{trained.held_out[0]}"]
-    html = Path(str(meta[previews[0]].value)).read_text(encoding="utf-8")
-    assert '"name":"spinal_canal"' in html or '"name":"vertebra"' in html
     assert trained.checks == {"nnunet_labels_consecutive": True, "nnunet_images_have_labels": True,
                               "nnunet_validation_dice": True}
+
+
+def validation_prediction(trained: Trained, case: str) -> np.ndarray:
+    """nnU-Net's own prediction of a validation case (written by the training into fold_0/validation)."""
+    model_path = Path(str(trained.metadata["model_path"].value))
+    ending = json.loads((trained.layout.nnunet_dataset / "dataset.json").read_text())["file_ending"]
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(model_path / "fold_0" / "validation" / f"{case}{ending}")))
+
+
+def test_validation_dice_is_the_dice_of_the_saved_predictions(trained: Trained) -> None:
+    case = trained.held_out[0]
+    predicted = validation_prediction(trained, case)
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path(trained.layout.nnunet_dataset, case))))
+    expected = {}
+    for name, value in trained.labels.items():
+        p, r = predicted == value, truth == value
+        if value and (p.any() or r.any()):  # a label absent from both has no Dice
+            expected[name] = 2.0 * float((p & r).sum()) / float(p.sum() + r.sum())
+    dice = cast(dict[str, float], trained.metadata["dice_per_label"].value)
+    assert set(dice) == set(expected) == {"vertebra", "spinal_canal", "disc"}
+    for name, value in expected.items():
+        assert abs(dice[name] - value) < 1e-3, (name, dice[name], value)
+    mean = sum(expected.values()) / len(expected)
+    assert abs(float(cast(float, trained.metadata["foreground_dice"].value)) - mean) < 1e-3
+
+
+def test_dice_check_follows_the_floor_a_blind_model_misses(trained: Trained) -> None:
+    check = trained.check_metadata["nnunet_validation_dice"]
+    assert check["floor"].value == MIN_VALIDATION_DICE
+    assert check["validation_cases"].value == 1
+    mean = cast(float, check["mean_dice"].value)
+    assert abs(mean - cast(float, trained.metadata["foreground_dice"].value)) < 1e-4  # the Dice the asset reports
+    assert mean >= MIN_VALIDATION_DICE  # the short training reaches the floor ...
+    assert trained.checks["nnunet_validation_dice"] is True  # ... and the check says so
+    # what a model that learned nothing scores on the held-out patient, mean over the three labels
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path(trained.layout.nnunet_dataset, trained.held_out[0]))))
+    fractions = [float((truth == v).mean()) for v in trained.labels.values() if v]
+    one_label_everywhere = max(2 * f / (1 + f) for f in fractions) / len(fractions)  # the others score 0
+    random_mask = sum(fractions) / len(fractions)  # each label drawn at random with its true fraction
+    blind = max(one_label_everywhere, random_mask)
+    assert 2 * blind < MIN_VALIDATION_DICE, (one_label_everywhere, random_mask)
+
+
+def test_preview_shows_the_validation_prediction(trained: Trained) -> None:
+    case = trained.held_out[0]
+    html = Path(str(trained.metadata[f"preview_{case}"].value)).read_text(encoding="utf-8")
+    present = set(np.unique(validation_prediction(trained, case)).tolist())
+    assert {trained.labels["vertebra"], trained.labels["spinal_canal"]} <= present  # what the model learned
+    assert '"name":"labels"' in html
+    for name, value in trained.labels.items():
+        if value:  # one legend entry per label the prediction holds, none for the others or the background
+            assert (f'"name":"{name}"' in html) is (value in present), name
+    assert '"name":"background"' not in html
 
 
 def test_prediction_on_an_unseen_patient_beats_chance(trained: Trained) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import string
 import sys
 import unicodedata
 from pathlib import Path
@@ -378,13 +381,64 @@ def test_paddle_vietocr_missing_packages_name_the_extra(
         PaddleVietOCREngine(det_dir, weights)
 
 
-def test_vietocr_config_has_what_the_predictor_reads() -> None:
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    assert len(config["vocab"]) == len(set(config["vocab"])) == 229
-    assert {"đ", "Ư", "ỹ", "'", "\\", " "} <= set(config["vocab"])
-    assert config["backbone"] == "vgg19_bn" and config["cnn"]["pretrained"] is False
-    assert config["transformer"]["d_model"] == 256 and config["transformer"]["nhead"] == 8
-    assert config["dataset"]["image_height"] == 32 and config["predictor"]["beamsearch"] is False
+def vietnamese_alphabet() -> set[str]:
+    """Vietnamese letters (12 vowels x 6 tones, 20 Latin consonants and đ) in both cases, digits, ASCII
+    punctuation and the space: what a Vietnamese report line can hold."""
+    vowels, tones = "aăâeêioôơuưy", ("", "\u0300", "\u0309", "\u0303", "\u0301", "\u0323")
+    lower = {unicodedata.normalize("NFC", v + t) for v in vowels for t in tones} | set("bcdfghjklmnpqrstvwxzđ")
+    return lower | {c.upper() for c in lower} | set(string.digits) | set(string.punctuation) | {" "}
+
+
+def strings_in(value: object) -> list[str]:
+    """Every string inside a parsed YAML value (keys and values, nested)."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*strings_in(k), *strings_in(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in strings_in(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_vietocr_config_keeps_the_engine_offline() -> None:
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    assert not re.search(r"https?:|ftp:|://|www\.", text)  # no URL anywhere, comments included
+    config = yaml.safe_load(text)
+    assert not any(s.startswith("http") for s in strings_in(config))  # VietOCR downloads what starts so
+    assert config["cnn"]["pretrained"] is False  # torchvision would fetch ImageNet weights
+    assert config["weights"] is None and config["pretrain"] is None  # the engine sets the local weights path
+
+
+def test_vietocr_vocabulary_is_the_vietnamese_alphabet(lines: list[str], patient: SyntheticPatient) -> None:
+    vocab = str(yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))["vocab"])
+    assert len(vocab) == len(set(vocab))  # a repeated character would shift every class after it
+    assert set(vocab) == vietnamese_alphabet()
+    report = unicodedata.normalize("NFC", "".join(lines) + patient.full_name + patient.full_name.upper())
+    assert set(report) <= set(vocab)  # everything our reports print can be spelt
+
+
+def test_vietocr_engine_builds_offline_on_local_random_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("vietocr", reason="the ocr-dl extra is not installed (uv sync --extra ocr-dl)")
+    torch = pytest.importorskip("torch")
+    from spine_lib.ocr.vietocr_paddle import VietOCRRecognizer, build_vietocr_model
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access: {args!r}")
+
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    torch.manual_seed(0)
+    model = build_vietocr_model()
+    classes = len(vietnamese_alphabet()) + 4  # VietOCR adds pad, go, end-of-sequence and mask
+    assert model.transformer.fc.out_features == classes  # the shape of the published vgg_transformer weights
+    weights = tmp_path / "vgg_transformer.pth"
+    torch.save(model.state_dict(), weights)
+    recognizer = VietOCRRecognizer(weights, DEFAULT_CONFIG)
+    predictor = recognizer._predictor
+    assert predictor.config["weights"] == str(weights) and predictor.config["cnn"]["pretrained"] is False
+    loaded = predictor.model.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in model.state_dict().items())  # our file's weights
 
 
 def test_order_quadrilateral_from_any_order() -> None:

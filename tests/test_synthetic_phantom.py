@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 import SimpleITK as sitk
 
-from spine_lib.levels import LEVELS, spider_disc_value, spider_vertebra_number
+from spine_lib.levels import LEVELS, spider_disc_value, spider_vertebra_number, vertebrae_of
 from spine_lib.synthetic.phantom import (
     DiscGrades,
     SpineAnatomy,
@@ -20,6 +20,12 @@ from spine_lib.synthetic.phantom import (
 )
 
 NORMAL = DiscGrades(pfirrmann=1)
+CANAL = 100  # SPIDER mask value of the spinal canal
+LUMBAR = ("L1", "L2", "L3", "L4", "L5")
+#: DOMAIN.md "Anatomy and signal" (mm); its sizes are approximate ("~"), so a measurement may miss them by 10 %
+BODY_HEIGHT, BODY_DEPTH, DISC_HEIGHT, CANAL_AP = (25.0, 30.0), (35.0, 45.0), (8.0, 14.0), (15.0, 20.0)
+ABOUT = 0.10
+PIXEL = 280 / 192  # mm: the field of view of render() over its columns
 
 
 def anatomy_with(tilt: float = 0.0, **by_level: DiscGrades) -> SpineAnatomy:
@@ -37,6 +43,80 @@ def render(anatomy: SpineAnatomy, seed: int = 5) -> tuple[sitk.Image, sitk.Image
 
 def arrays(*images: sitk.Image) -> list[npt.NDArray[np.float64]]:
     return [sitk.GetArrayFromImage(i).astype(np.float64) for i in images]
+
+
+def about(value: float, bounds: tuple[float, float]) -> bool:
+    """``value`` lies in a DOMAIN.md range, give or take :data:`ABOUT`."""
+    return bounds[0] * (1 - ABOUT) <= value <= bounds[1] * (1 + ABOUT)
+
+
+def slice_points(image: sitk.Image, k: int, selected: npt.NDArray[np.bool_]) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64]
+]:
+    """Sagittal coordinates (u = Y, v = Z, mm) of the selected pixels of slice ``k``."""
+    j, i = np.nonzero(selected)
+    index = np.stack([i, j, np.full_like(i, k)]).astype(np.float64)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    points = np.array(image.GetOrigin())[:, None] + direction @ (index * np.array(image.GetSpacing())[:, None])
+    return points[1], points[2]
+
+
+def slice_of(image: sitk.Image, point: tuple[float, float, float]) -> tuple[int, int, int]:
+    """The voxel (k, j, i) holding a physical point."""
+    i, j, k = (round(c) for c in physical_to_index(image, point))
+    return k, j, i
+
+
+def body_points(anatomy: SpineAnatomy, mask: sitk.Image, name: str) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64]
+]:
+    """The vertebral body of ``name`` on its mid-sagittal slice: the connected pixels of its label around its
+    centre (the posterior elements lie behind the canal, apart from it)."""
+    center = anatomy.vertebrae[name].center
+    k, j, i = slice_of(mask, (0.0, center[0], center[1]))
+    labels = sitk.GetArrayFromImage(mask)[k]
+    value = labels[j, i]
+    assert value == spider_vertebra_number(name), (name, value)  # whole (not cut by the field of view)
+    parts = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray((labels == value).astype(np.uint8))))
+    return slice_points(mask, k, parts == parts[j, i])
+
+
+def extent(values: npt.NDArray[np.float64], pixel: float) -> float:
+    """Length (mm) covered by pixels at these positions along one axis."""
+    return float(values.max() - values.min()) + pixel
+
+
+def body_size(anatomy: SpineAnatomy, mask: sitk.Image, name: str) -> tuple[float, float]:
+    """Height and depth (mm) of a vertebral body on the mask, through its centre along its own axes."""
+    body = anatomy.vertebrae[name]
+    s, t = body.local(*body_points(anatomy, mask, name))
+    pixel = mask.GetSpacing()[0]
+    return extent(t[np.abs(s) < 4.0], pixel), extent(s[np.abs(t) < 4.0], pixel)
+
+
+def disc_span(anatomy: SpineAnatomy, mask: sitk.Image, level: str) -> tuple[float, float, float]:
+    """A disc on the mask at its mid-sagittal slice: its height through the centre, and how far (mm) it reaches
+    anteriorly (negative) and posteriorly along its own back axis, at mid-height."""
+    k, _, _ = slice_of(mask, anatomy.disc_center(level))
+    s, t = anatomy.discs[level].local(*slice_points(mask, k, sitk.GetArrayFromImage(mask)[k] == spider_disc_value(level)))
+    middle = np.abs(t) < 2.0
+    return extent(t[np.abs(s) < 4.0], mask.GetSpacing()[0]), float(s[middle].min()), float(s[middle].max())
+
+
+def canal_depth_behind(anatomy: SpineAnatomy, mask: sitk.Image, name: str) -> float:
+    """Antero-posterior size (mm) of the canal behind a vertebral body's centre, on the mask."""
+    body = anatomy.vertebrae[name]
+    k, _, _ = slice_of(mask, (0.0, body.center[0], body.center[1]))
+    s, t = body.local(*slice_points(mask, k, sitk.GetArrayFromImage(mask)[k] == CANAL))
+    return extent(s[np.abs(t) < 2.0], mask.GetSpacing()[0])
+
+
+def body_offset(anatomy: SpineAnatomy, mask: sitk.Image, upper: str, lower: str) -> float:
+    """How far (mm) the centroid of the ``upper`` body sits behind the ``lower`` one's, along the lower one's
+    back axis (both from the mask)."""
+    cu = np.array([c.mean() for c in body_points(anatomy, mask, upper)])
+    cl = np.array([c.mean() for c in body_points(anatomy, mask, lower)])
+    return float(np.dot(cu - cl, anatomy.vertebrae[lower].back))
 
 
 def disc_extent_behind_center(anatomy: SpineAnatomy, mask: sitk.Image, level: str) -> float:
@@ -86,7 +166,9 @@ def test_t2_nucleus_signal_falls_with_pfirrmann() -> None:
         by_grade[anatomy.grades[level].pfirrmann] = core.mean() / csf
     ordered = [by_grade[g] for g in range(1, 6)]
     assert all(a > b for a, b in itertools.pairwise(ordered)), ordered
-    assert ordered[0] > 0.8 and ordered[-1] < 0.25
+    assert ordered[0] > 0.8 and ordered[-1] < 0.25  # I: bright like CSF; V: black
+    marrow = image[np.isin(labels, [spider_vertebra_number(v) for v in ("L2", "L3", "L4")])].mean() / csf
+    assert ordered[0] > marrow > ordered[-1]  # marrow is intermediate on T2
 
 
 def test_t1_disc_is_darker_than_marrow_and_csf_dark() -> None:
@@ -113,28 +195,42 @@ def test_herniated_disc_reaches_further_into_canal() -> None:
     assert (m_hern == 100).sum() < (m_plain == 100).sum()
 
 
-def test_bulging_disc_extends_beyond_the_vertebral_margin() -> None:
+def test_bulging_disc_extends_beyond_the_vertebral_margins_on_both_sides() -> None:
     plain = anatomy_with()
     bulging = anatomy_with(L3_L4=DiscGrades(pfirrmann=2, bulging=1))
-    _, _, plain_mask = render(plain)
-    _, _, bulging_mask = render(bulging)
-    grow = disc_extent_behind_center(bulging, bulging_mask, "L3/L4") - disc_extent_behind_center(plain, plain_mask, "L3/L4")
-    assert grow >= bulging.bulge - 1.0
+    spans, margins = {}, {}
+    for name, anatomy in (("plain", plain), ("bulging", bulging)):
+        _, _, mask = render(anatomy)
+        _, front, back = disc_span(anatomy, mask, "L3/L4")
+        spans[name] = (front, back)
+        margins[name] = max(body_size(anatomy, mask, v)[1] for v in vertebrae_of("L3/L4"))  # deeper neighbour
+    depth = {name: back - front + PIXEL for name, (front, back) in spans.items()}  # measured as body_size does
+    assert depth["plain"] <= margins["plain"] + PIXEL / 2  # a normal disc stays within the bodies' margins
+    assert depth["bulging"] > margins["bulging"] + 1.5, (depth, margins)  # a bulging one reaches past them
+    forward = spans["plain"][0] - spans["bulging"][0]
+    backward = spans["bulging"][1] - spans["plain"][1]
+    assert forward > 0.75 and backward > 0.75 and abs(forward - backward) <= PIXEL, (forward, backward)  # symmetric
 
 
 def test_narrowing_lowers_the_disc() -> None:
     plain = anatomy_with()
     narrow = anatomy_with(L5_S1=DiscGrades(pfirrmann=5, narrowing=1))
-    assert narrow.discs["L5/S1"].half_height == pytest.approx(0.55 * plain.discs["L5/S1"].half_height)
     _, _, plain_mask = render(plain)
     _, _, narrow_mask = render(narrow)
+    before, _, _ = disc_span(plain, plain_mask, "L5/S1")
+    after, _, _ = disc_span(narrow, narrow_mask, "L5/S1")
+    assert about(before, DISC_HEIGHT), before
+    assert after < 0.8 * before and before - after > 2.0, (before, after)  # a collapsed disc space, in mm
     value = spider_disc_value("L5/S1")
     assert (sitk.GetArrayFromImage(narrow_mask) == value).sum() < 0.7 * (sitk.GetArrayFromImage(plain_mask) == value).sum()
+    # the space is lost by the disc, not by the body above it
+    assert abs(body_size(narrow, narrow_mask, "L5")[0] - body_size(plain, plain_mask, "L5")[0]) <= PIXEL
 
 
-@pytest.mark.parametrize(("modic", "t1_change", "t2_change"), [(1, "darker", "brighter"), (2, "brighter", "brighter"),
+@pytest.mark.parametrize(("modic", "t1_change", "t2_change"), [(1, "darker", "brighter"), (2, "brighter", "iso_or_brighter"),
                                                              (3, "darker", "darker")])
 def test_modic_changes_endplate_marrow_signal(modic: int, t1_change: str, t2_change: str) -> None:
+    """DOMAIN.md: type 1 T1 dark / T2 bright, type 2 T1 bright / T2 iso-bright, type 3 dark on both."""
     plain = anatomy_with()
     changed = anatomy_with(L4_L5=DiscGrades(pfirrmann=3, modic=modic))
     results = {}
@@ -146,21 +242,22 @@ def test_modic_changes_endplate_marrow_signal(modic: int, t1_change: str, t2_cha
         u, v = body.point(0.0, -body.half_height + 3.0)
         i, j, k = (round(c) for c in physical_to_index(mask, (0.0, u, v)))
         results[name] = (a1[k, j - 1 : j + 2, i - 2 : i + 3].mean(), a2[k, j - 1 : j + 2, i - 2 : i + 3].mean())
+    expected = {"brighter": lambda r: r > 1.2, "darker": lambda r: r < 0.8, "iso_or_brighter": lambda r: r > 0.9}
     for contrast, change in ((0, t1_change), (1, t2_change)):
         ratio = results["changed"][contrast] / results["plain"][contrast]
-        assert (ratio > 1.2) if change == "brighter" else (ratio < 0.8), (modic, contrast, ratio)
+        assert expected[change](ratio), (modic, contrast, ratio)
 
 
 def test_spondylolisthesis_slips_the_vertebra_forward() -> None:
     plain = anatomy_with()
     slipped = anatomy_with(L4_L5=DiscGrades(pfirrmann=3, spondylolisthesis=1))
-
-    def offset(anatomy: SpineAnatomy) -> float:
-        upper, lower = anatomy.vertebrae["L4"], anatomy.vertebrae["L5"]
-        s, _ = lower.local(np.array(upper.center[0]), np.array(upper.center[1]))
-        return float(s)  # posterior offset of L4 in L5's frame
-
-    assert offset(slipped) < offset(plain) - 4.0  # slipped anteriorly by ~6 mm
+    _, _, plain_mask = render(plain)
+    _, _, slipped_mask = render(slipped)
+    # on the masks, L4 moved anteriorly on L5 by several millimetres (more than two pixels) ...
+    slip = body_offset(plain, plain_mask, "L4", "L5") - body_offset(slipped, slipped_mask, "L4", "L5")
+    assert slip > 3.0, slip
+    # ... and the level above kept its alignment (L3 moves with L4)
+    assert abs(body_offset(slipped, slipped_mask, "L3", "L4") - body_offset(plain, plain_mask, "L3", "L4")) < 1.0
 
 
 def test_endplate_defect_is_disc_tissue_inside_the_body() -> None:
@@ -169,14 +266,34 @@ def test_endplate_defect_is_disc_tissue_inside_the_body() -> None:
     _, _, plain_mask = render(plain)
     _, _, defect_mask = render(defect)
     value = spider_disc_value("L2/L3")
-    grown = (sitk.GetArrayFromImage(defect_mask) == value).sum() - (sitk.GetArrayFromImage(plain_mask) == value).sum()
-    assert grown > 0
-    # the extra disc voxels sit above the disc (in L2, the body above)
-    diff = (sitk.GetArrayFromImage(defect_mask) == value) & (sitk.GetArrayFromImage(plain_mask) != value)
-    k, j, i = np.nonzero(diff)
-    _, u, v = defect_mask.TransformContinuousIndexToPhysicalPoint((float(i.mean()), float(j.mean()), float(k.mean())))
-    _, t = defect.discs["L2/L3"].local(np.array(u), np.array(v))
-    assert float(t) > defect.discs["L2/L3"].half_height - 1.0
+    before, after = sitk.GetArrayFromImage(plain_mask), sitk.GetArrayFromImage(defect_mask)
+    grown = (after == value) & (before != value)
+    assert grown.sum() > 0
+    # the extra disc voxels were bone of L2, the body above the disc, and nothing else
+    assert set(np.unique(before[grown]).tolist()) == {spider_vertebra_number("L2")}
+    assert not ((before == value) & (after != value)).any()  # the disc itself kept its voxels
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1, 2])
+def test_bodies_discs_and_canal_have_anatomical_sizes(seed: int | None) -> None:
+    """On the mask (mm, DOMAIN.md): bodies ~25-30 tall and ~35-45 deep, discs ~8-14 tall with L4/L5 above the
+    upper ones, the canal ~15-20 AP; for this file's subject and for three sampled ones."""
+    anatomy = anatomy_with() if seed is None else build_anatomy(np.random.default_rng(seed))
+    _, _, mask = render(anatomy)
+    for name in LUMBAR:
+        height, depth = body_size(anatomy, mask, name)
+        assert about(height, BODY_HEIGHT) and about(depth, BODY_DEPTH), (name, height, depth)
+        assert depth > height  # a body is deeper than tall
+        assert about(canal_depth_behind(anatomy, mask, name), CANAL_AP), name
+    grades = anatomy.grades
+    plain = [level for level in LEVELS if not (grades[level].narrowing or grades[level].up_endplate
+                                               or grades[level].low_endplate)]  # height unchanged by a grade
+    heights = {level: disc_span(anatomy, mask, level)[0] for level in plain}
+    for level, height in heights.items():
+        assert about(height, DISC_HEIGHT), (level, height)
+        assert height < min(body_size(anatomy, mask, v)[0] for v in vertebrae_of(level) if v in LUMBAR)
+    if "L4/L5" in heights:
+        assert all(heights["L4/L5"] > heights[upper] for upper in ("L1/L2", "L2/L3") if upper in heights), heights
 
 
 def test_pose_varies_between_subjects() -> None:

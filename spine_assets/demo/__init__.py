@@ -28,7 +28,12 @@ from spine_lib.synthetic.config import SynthConfig
 
 
 class DemoConfig(BaseConfig):
-    """Make (or reuse) a data root and materialize every asset into a local SQLite Dagster instance."""
+    """Make (or reuse) a data root and materialize every asset into a local SQLite Dagster instance.
+
+    Example:
+        >>> DemoConfig(patients=2, size=64).dagster_home  # SQLite storage under ./.dagster
+        PosixPath('.dagster')
+    """
 
     data_root: Annotated[Path, tyro.conf.arg(help="Data root (made if absent).")] = DEFAULT_LAYOUT.root
     weights: Annotated[Path, tyro.conf.arg(help="Folder of trained weights.")] = DEFAULT_LAYOUT.weights

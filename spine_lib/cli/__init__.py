@@ -3,7 +3,8 @@
 ``spine-vision synth``, ``spine-vision test``, grouped commands such as ``spine-vision dataset phenikaa``, and
 the commands other installed packages add through the ``spine_vision.commands`` entry-point group (the code
 location adds ``spine-vision demo``): each entry point names a ``(config model, handler)`` pair. Heavy
-libraries are imported by the handlers, so ``--help`` answers at once.
+libraries are imported by the handlers, so ``--help`` answers at once. Every boolean option is a pair,
+``--X`` / ``--no-X``, whatever its default; :func:`parse` builds a config without running its job.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from spine_lib.training.config import LocalizationConfig, ModelTestConfig
 from spine_lib.visualization.segmentation_viewer import VisualizeConfig
 
 Handler = Callable[[Any], None]
+#: a command: its config model and the function that runs it
+Command = tuple[type[BaseConfig], Handler]
 
 
 def synth(config: SynthConfig) -> None:
@@ -108,12 +111,12 @@ def visualize(config: VisualizeConfig) -> None:
 
 
 #: subcommand name -> (config model, handler); groups hold their own subcommands.
-COMMANDS: dict[str, tuple[type[BaseConfig], Handler]] = {
+COMMANDS: dict[str, Command] = {
     "synth": (SynthConfig, synth),
     "test": (ModelTestConfig, test_model),
     "visualize": (VisualizeConfig, visualize),
 }
-GROUPS: dict[str, dict[str, tuple[type[BaseConfig], Handler]]] = {
+GROUPS: dict[str, dict[str, Command]] = {
     "train": {"localization": (LocalizationConfig, train_localization),
               "segmentation": (SegmentationTrainConfig, train_segmentation)},
     "dataset": {"phenikaa": (PreprocessConfig, dataset_phenikaa), "localization": (IVDDatasetConfig, dataset_localization),
@@ -125,7 +128,7 @@ GROUPS: dict[str, dict[str, tuple[type[BaseConfig], Handler]]] = {
 COMMAND_ENTRY_POINTS = "spine_vision.commands"
 
 
-def plugin_commands() -> dict[str, tuple[type[BaseConfig], Handler]]:
+def plugin_commands() -> dict[str, Command]:
     """The commands installed packages add (entry points of :data:`COMMAND_ENTRY_POINTS`), by name."""
     from importlib.metadata import entry_points
 
@@ -133,21 +136,45 @@ def plugin_commands() -> dict[str, tuple[type[BaseConfig], Handler]]:
                                                         key=lambda p: p.name)}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line, set up logging, run the command; library errors exit 2 with one clear line."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    commands, prog = {**plugin_commands(), **COMMANDS}, "spine-vision"
+def command_models() -> dict[str, type[BaseConfig]]:
+    """Every command's config model, by its full name (``synth``, ``dataset phenikaa``, ``demo``...)."""
+    models = {name: model for name, (model, _) in {**plugin_commands(), **COMMANDS}.items()}
+    for group, commands in GROUPS.items():
+        models.update({f"{group} {name}": model for name, (model, _) in commands.items()})
+    return models
+
+
+def _select(args: list[str]) -> tuple[dict[str, Command], str, list[str]]:
+    """The commands the arguments choose from (a group's, or the top level's), the program name, the rest."""
     if args and args[0] in GROUPS:
-        commands, prog = GROUPS[args[0]], f"spine-vision {args[0]}"
-        args = args[1:]
+        return GROUPS[args[0]], f"spine-vision {args[0]}", args[1:]
+    return {**plugin_commands(), **COMMANDS}, "spine-vision", args
+
+
+def _parse(commands: dict[str, Command], prog: str, args: list[str]) -> BaseConfig:
+    """The config of the one command of ``commands`` that ``args`` names, built from its flags."""
     groups = "; ".join(f"{g} ({', '.join(c)})" for g, c in GROUPS.items())
-    config = tyro.extras.subcommand_cli_from_dict(
+    return tyro.extras.subcommand_cli_from_dict(
         {name: model for name, (model, _) in commands.items()},
         prog=prog,
         description=f"Spine Vision: lumbar spine MRI datasets, models and the Dagster asset graph. Groups: {groups}.",
         args=args,
-        config=(tyro.conf.FlagCreatePairsOff,),
     )
+
+
+def parse(argv: Sequence[str]) -> BaseConfig:
+    """The job config a command line (without the program name) asks for, without running the job.
+
+    ``--help`` and bad arguments exit as argparse does (status 0 and 2). Every boolean option comes as a
+    pair, ``--X`` and ``--no-X``.
+    """
+    return _parse(*_select(list(argv)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line, set up logging, run the command; library errors exit 2 with one clear line."""
+    commands, prog, args = _select(list(sys.argv[1:] if argv is None else argv))
+    config = _parse(commands, prog, args)
     setup_logger(config.verbose, config.enable_file_log, config.log_path)
     handler = next(h for model, h in commands.values() if type(config) is model)
     try:

@@ -16,6 +16,8 @@ class CheckOutcome:
     Example:
         >>> outcome = CheckOutcome()
         >>> outcome.checked += 2
+        >>> outcome.passed
+        True
         >>> outcome.problems.append("1_t2.mha: no image with this name")
         >>> outcome.passed, outcome.checked
         (False, 2)
@@ -26,4 +28,5 @@ class CheckOutcome:
 
     @property
     def passed(self) -> bool:
+        """True when no problem was found."""
         return not self.problems

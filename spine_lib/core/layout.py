@@ -34,7 +34,34 @@ NNUNET_PREPROCESSED = "nnUNet_preprocessed"
 
 @dataclass(frozen=True)
 class DataLayout:
-    """Paths of one data root. Nothing is created until :meth:`ensure` is called."""
+    """Paths of one data root. Nothing is created until :meth:`ensure` is called.
+
+    Args:
+        root: the data root (``raw/``, ``interim/``, ``processed/``).
+        weights: the folder of trained models, one sub-folder per task.
+
+    Example:
+        >>> layout = DataLayout(root=Path("/srv/spine/data"), weights=Path("/srv/spine/weights"))
+        >>> layout.spider.as_posix(), layout.phenikaa_tables.as_posix()
+        ('/srv/spine/data/raw/SPIDER', '/srv/spine/data/raw/Phenikaa/tables')
+        >>> layout.nnunet_dataset.as_posix(), layout.nnunet_raw.as_posix()
+        ('/srv/spine/data/processed/SPIDER/Dataset501_Spider', '/srv/spine/data/processed/SPIDER')
+        >>> layout.weights_for("localization").as_posix()
+        '/srv/spine/weights/localization'
+
+        :meth:`ensure` creates the folders that are missing and says which:
+
+        >>> import tempfile
+        >>> base = Path(tempfile.mkdtemp())
+        >>> layout = DataLayout(root=base / "data", weights=base / "weights")
+        >>> layout.raw.exists()
+        False
+        >>> [p.relative_to(base).as_posix() for p in layout.ensure()]  # doctest: +NORMALIZE_WHITESPACE
+        ['data/raw/Phenikaa/reports', 'data/raw/Phenikaa/images', 'data/raw/Phenikaa/tables',
+         'data/raw/SPIDER', 'data/raw/RSNA', 'data/interim', 'data/processed', 'weights']
+        >>> layout.ensure()
+        []
+    """
 
     root: Path = Path("data")
     weights: Path = field(default=Path("weights"))

@@ -181,9 +181,51 @@ def read_medical_image(path: Path, series_uid: str | None = None) -> sitk.Image:
 
     - a folder: a DICOM series (``series_uid``, else the series with the most slices; sub-folders searched);
     - ``.dcm``/``.dicom``: a single DICOM file;
-    - ``.nii``/``.nii.gz``/``.mha``/``.mhd``/``.nrrd``/``.nhdr``: a volume.
+    - ``.nii``/``.nii.gz``/``.mha``/``.mhd``/``.nrrd``/``.nhdr``: a volume. A NIfTI file shorter than its
+      header promises is refused (ITK would fill the missing voxels with zeros).
 
-    Raises :class:`~spine_lib.errors.SpineVisionError` subclasses naming the path and the cause.
+    Args:
+        path: a DICOM folder, a DICOM file or a volume file.
+        series_uid: the SeriesInstanceUID to read when ``path`` is a folder holding several series.
+
+    Returns:
+        The image, with its spacing, origin and direction.
+
+    Raises:
+        InputPathError: ``path`` does not exist.
+        UnsupportedFormatError: the extension is neither DICOM nor a volume format.
+        DicomSeriesError: a folder without any DICOM series, or without ``series_uid``.
+        MedicalImageError: a file that is empty, truncated or unreadable.
+
+    Example:
+        >>> import tempfile
+        >>> import SimpleITK as sitk
+        >>> from spine_lib.io.dicom import DicomSeriesInfo, write_dicom_series
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> volume = sitk.Image([4, 3, 2], sitk.sitkInt16)
+        >>> volume.SetSpacing((0.5, 0.5, 3.0))
+        >>> sitk.WriteImage(volume, str(folder / "case.nii"))
+        >>> image = read_medical_image(folder / "case.nii")
+        >>> image.GetSize(), image.GetSpacing()
+        ((4, 3, 2), (0.5, 0.5, 3.0))
+
+        A study folder with a 2-slice scout and a 5-slice T2 series gives the T2, unless a UID is asked for:
+
+        >>> scout, t2 = sitk.Image([4, 4, 2], sitk.sitkInt16), sitk.Image([4, 4, 5], sitk.sitkInt16)
+        >>> _ = write_dicom_series(scout, folder / "study" / "1", DicomSeriesInfo(series_uid="1.2.3.1"))
+        >>> _ = write_dicom_series(t2, folder / "study" / "2", DicomSeriesInfo(series_uid="1.2.3.2"))
+        >>> read_medical_image(folder / "study").GetSize()
+        (4, 4, 5)
+        >>> read_medical_image(folder / "study", series_uid="1.2.3.1").GetSize()
+        (4, 4, 2)
+
+        A NIfTI file cut short (352 header bytes + 24 voxels of 2 bytes = 400 bytes) is an error:
+
+        >>> _ = (folder / "cut.nii").write_bytes((folder / "case.nii").read_bytes()[:-4])
+        >>> read_medical_image(folder / "cut.nii")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        spine_lib.errors.MedicalImageError: .../cut.nii: truncated NIfTI file: header promises 400 bytes, ...
     """
     path = Path(path)
     try:

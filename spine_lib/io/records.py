@@ -44,6 +44,9 @@ def write_records_csv(
         path: the CSV file (its folder is created; the file is replaced atomically).
         columns: the header, in order; a key outside it raises ``ValueError``.
 
+    Returns:
+        The number of rows written.
+
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "rejects.csv"
@@ -51,6 +54,13 @@ def write_records_csv(
         1
         >>> read_records_csv(path)
         [{'case': '1_t2', 'reason': 'missing mask'}]
+
+        Without ``columns``, the header is every key in order of first appearance; absent keys stay empty:
+
+        >>> write_records_csv([{"case": "1_t2"}, {"case": "2_t1", "reason": "no image"}], path)
+        2
+        >>> path.read_text().splitlines()
+        ['case,reason', '1_t2,', '2_t1,no image']
     """
     rows = [as_record(r) for r in records]
     header: list[str] = list(columns) if columns is not None else []
@@ -66,12 +76,31 @@ def write_records_csv(
 
 
 def read_records_csv(path: Path, required: Sequence[str] = (), missing_ok: bool = True) -> list[dict[str, str]]:
-    """The rows of a CSV file as dicts of strings (a UTF-8 byte-order mark is ignored).
+    r"""The rows of a CSV file as dicts of strings (a UTF-8 byte-order mark is ignored).
 
     Args:
         path: the CSV file.
         required: columns the header must have; a missing one raises :class:`TabularDataError`.
         missing_ok: an absent file gives no rows (otherwise it raises :class:`TabularDataError`).
+
+    Returns:
+        One dict per row, keyed by the header; every value a string (empty cells are ``''``).
+
+    Raises:
+        TabularDataError: a required column is missing, or the file is absent and ``missing_ok`` is False.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "matches.csv"
+        >>> read_records_csv(path)
+        []
+        >>> _ = path.write_text("\ufeffcase,score\n1_t2,97\n", encoding="utf-8")  # as Excel saves it
+        >>> read_records_csv(path, required=["case", "score"])
+        [{'case': '1_t2', 'score': '97'}]
+        >>> read_records_csv(path, required=["case", "folder"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        spine_lib.errors.TabularDataError: .../matches.csv: missing column(s) folder
     """
     path = Path(path)
     if not path.is_file():

@@ -39,7 +39,19 @@ MULTI_VALUE_SEPARATORS = re.compile(r"\s*[&,;+/]\s*|\s+")
 
 @dataclass
 class TabularData:
-    """A cleaned label table and the rows that were dropped, each with a reason."""
+    """A cleaned label table and the rows that were dropped, each with a reason.
+
+    Args:
+        data: the clean rows, one per patient and disc.
+        dropped: the dropped rows: ``source_file``, ``source_row``, the original cells and ``reason``.
+        files: the table files that were loaded.
+        rejected_files: files of a folder that could not be read at all, with the reason.
+
+    Example:
+        >>> reasons = ["bad value: pfirrmann_grade=7 outside 1..5", "missing patient ID", "bad value: modic='x'"]
+        >>> TabularData(data=pd.DataFrame(), dropped=pd.DataFrame({"reason": reasons})).dropped_reasons()
+        {'bad value': 2, 'missing patient ID': 1}
+    """
 
     data: pd.DataFrame
     dropped: pd.DataFrame
@@ -146,7 +158,7 @@ def load_tabular_data(
     key_columns: Sequence[str] = (PATIENT_ID, IVD_LABEL),
     missing: Literal["drop", "keep"] = "drop",
 ) -> TabularData:
-    """Load a folder (or one file) of ``.xlsx``/``.xls``/``.csv`` label tables into one clean table.
+    r"""Load a folder (or one file) of ``.xlsx``/``.xls``/``.csv`` label tables into one clean table.
 
     - column names are normalised (``'Pfirrman grade'`` -> ``pfirrmann_grade``, ``'Patient'`` -> ``patient_id``);
     - ``one_hot_col`` (Modic by default) may hold several types (``'1&2'``): it becomes ``modic_1..modic_3``;
@@ -154,6 +166,42 @@ def load_tabular_data(
     - dropped, with a reason: rows without a patient ID, IDs listed in ``corrupted_ids``, bad values,
       rows with missing values (unless ``missing='keep'``), exact duplicates and conflicting rows for the same
       ``key_columns`` (the first occurrence is kept).
+
+    Args:
+        table_path: a folder of tables (Office lock files skipped) or one table file. In a folder, a file that
+            cannot be read goes to ``rejected_files`` and the others are still loaded.
+        one_hot_col: the multi-valued column to one-hot encode, in any spelling (``"Modic"``); None for none.
+        one_hot_values: the values that get a column each; 0 in a cell sets none of them.
+        corrupted_ids: patient IDs whose rows are dropped (studies known to be unusable).
+        key_columns: the columns that identify a row; a second row with the same key is a duplicate.
+        missing: ``"drop"`` rows with an empty grading cell, or ``"keep"`` them (an empty key always drops).
+
+    Returns:
+        ``data``: the clean rows, gradings as nullable integers and patient IDs as digit strings;
+        ``dropped``: the other rows, each with its file, its line as a spreadsheet numbers it and the reason.
+
+    Raises:
+        InputPathError: ``table_path`` does not exist.
+        UnsupportedFormatError: a single file that is not ``.xlsx``, ``.xls`` or ``.csv``.
+        TabularDataError: no table could be read, or a single table lacks a key or the one-hot column.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "gradings.csv").write_text(
+        ...     "Patient ID,IVD label,Modic,Pfirrman grade\n"
+        ...     "250010139,1,1&2,3\n"
+        ...     "250010139,2,0,7\n"
+        ...     "25001,1,0,2\n"
+        ... )
+        >>> tables = load_tabular_data(folder, corrupted_ids=[25001])
+        >>> tables.data.to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+        [{'patient_id': '250010139', 'ivd_label': 1, 'pfirrmann_grade': 3,
+          'modic_1': 1, 'modic_2': 1, 'modic_3': 0}]
+        >>> for row in tables.dropped.itertuples():
+        ...     print(f"{row.source_file}:{row.source_row} {row.reason}")
+        gradings.csv:3 bad value: pfirrmann_grade=7 outside 1..5
+        gradings.csv:4 corrupted ID: 25001 is listed in corrupted_ids
     """
     files = table_files(table_path)
     one_hot = normalize_column_name(one_hot_col) if one_hot_col else None

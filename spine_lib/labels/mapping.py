@@ -29,6 +29,36 @@ class LabelSchema(BaseModel):
     Invariants (checked on construction): every source value is mapped, every mapped value is a target
     value, targets run 0..N-1 with ``background`` = 0, and an ``ignore`` target (voxels nnU-Net leaves out
     of the loss) is the highest value.
+
+    Args:
+        name: the schema's name, used in error messages.
+        source_labels: name -> value of every label the source masks hold.
+        target_labels: name -> value of the training targets.
+        mapping: source value -> target value.
+        metadata: free-form notes (description, policies).
+
+    Raises:
+        pydantic.ValidationError: an invariant does not hold.
+
+    Example:
+        >>> schema = LabelSchema(
+        ...     name="discs",
+        ...     source_labels={"background": 0, "disc_1": 201, "disc_2": 202},
+        ...     target_labels={"background": 0, "disc": 1},
+        ...     mapping={0: 0, 201: 1, 202: 1},
+        ... )
+        >>> schema.num_classes, schema.source_name(202), schema.target_name(schema.mapping[202])
+        (2, 'disc_2', 'disc')
+        >>> LabelSchema(  # doctest: +ELLIPSIS
+        ...     name="discs",
+        ...     source_labels={"background": 0, "disc_1": 201, "disc_2": 202},
+        ...     target_labels={"background": 0, "disc": 1},
+        ...     mapping={0: 0, 201: 1},
+        ... )
+        Traceback (most recent call last):
+            ...
+        pydantic_core._pydantic_core.ValidationError: 1 validation error for LabelSchema
+          Value error, source values without a mapping: [202] ...
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,13 +116,53 @@ class LabelSchema(BaseModel):
 
 
 def builtin_schemas() -> list[str]:
-    """Names of the schemas shipped with spine_lib."""
+    """Names of the schemas shipped with spine_lib.
+
+    Example:
+        >>> builtin_schemas()
+        ['spider', 'spider_groups', 'spider_ignore_partial']
+    """
     folder = resources.files(SCHEMA_PACKAGE)
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_label_schema(name_or_path: str | Path) -> LabelSchema:
-    """Load a built-in schema by name (``"spider"``) or a schema YAML file by path."""
+    """Load a built-in schema by name (``"spider"``) or a schema YAML file by path.
+
+    Args:
+        name_or_path: a name from :func:`builtin_schemas`, or the path of a ``.yaml``/``.yml`` file.
+
+    Returns:
+        The validated schema.
+
+    Raises:
+        InputPathError: the YAML file does not exist.
+        LabelSchemaError: neither a built-in name nor a YAML file, invalid YAML, or a malformed schema; the
+            message names the file (or the built-in schema) and the cause.
+
+    Example:
+        SPIDER's targets: background 0, vertebrae 1-25, canal 26, discs 27-51. Partially visible vertebrae
+        (100 + N) merge into vertebra N, or become ``ignore`` (the highest target) in ``spider_ignore_partial``:
+
+        >>> spider = load_label_schema("spider")
+        >>> spider.num_classes, spider.mapping[100], spider.mapping[201], spider.mapping[225], spider.mapping[103]
+        (52, 26, 27, 51, 3)
+        >>> ignore_partial = load_label_schema("spider_ignore_partial")
+        >>> ignore_partial.target_name(ignore_partial.mapping[103]), ignore_partial.mapping[103]
+        ('ignore', 52)
+
+        A schema file is validated like a built-in one, and its errors name the file:
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "discs.yaml"
+        >>> schema = {"name": "discs", "source_labels": {"background": 0, "disc": 201},
+        ...           "target_labels": {"background": 0, "disc": 1}, "mapping": {0: 0, 201: 2}}
+        >>> _ = path.write_text(yaml.safe_dump(schema))
+        >>> load_label_schema(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        spine_lib.errors.LabelSchemaError: .../discs.yaml: malformed label schema: ... not target values: [2]
+    """
     text: str
     origin: str | Path
     as_path = Path(name_or_path)
@@ -182,6 +252,37 @@ def remap_labels(
 
     ``mapping`` is a ``{source: target}`` dict or a :class:`LabelSchema`. ``source`` names the mask in error
     messages (e.g. its file path).
+
+    Args:
+        mask: an integer label array (floats holding whole numbers are accepted) or a SimpleITK image.
+        mapping: ``{source value: target value}``, or a schema whose ``mapping`` is used.
+        source: what the mask is (its file path), for error messages.
+
+    Returns:
+        The remapped array (the smallest unsigned type holding the targets), or an image with the
+        geometry of ``mask``.
+
+    Raises:
+        LabelSchemaError: the mask holds a value the mapping does not list (never silently background), or
+            values that are not integers.
+
+    Example:
+        >>> mask = np.array([[0, 201], [100, 102]], dtype=np.uint8)
+        >>> remap_labels(mask, {0: 0, 100: 26, 102: 2, 201: 27})
+        array([[ 0, 27],
+               [26,  2]], dtype=uint8)
+        >>> remap_labels(np.array([0, 7, 201]), {0: 0, 201: 27}, source="masks/1_t2.mha")
+        Traceback (most recent call last):
+            ...
+        spine_lib.errors.LabelSchemaError: masks/1_t2.mha: label value(s) not in the schema's mapping: 7
+
+        An image keeps its geometry:
+
+        >>> image = sitk.GetImageFromArray(np.array([[[0, 201, 101]]], dtype=np.uint8))
+        >>> image.SetSpacing((0.5, 0.5, 3.0))
+        >>> remapped = remap_labels(image, load_label_schema("spider"))
+        >>> sitk.GetArrayFromImage(remapped).tolist(), remapped.GetSpacing()
+        ([[[0, 27, 1]]], (0.5, 0.5, 3.0))
     """
     table = mapping.mapping if isinstance(mapping, LabelSchema) else mapping
     if isinstance(mask, sitk.Image):

@@ -28,9 +28,14 @@ from pydantic import field_validator
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
-from spine_lib.datasets.nnunet.audit import dataset_version
-from spine_lib.datasets.nnunet.format import CHANNEL_SUFFIX, DATASET_JSON, IMAGES_TR, read_dataset_json
 from spine_lib.errors import ConfigError, InputPathError, SpineVisionError
+from spine_lib.formats.nnunet import (
+    CHANNEL_SUFFIX,
+    DATASET_JSON,
+    IMAGES_TR,
+    dataset_version,
+    read_dataset_json,
+)
 from spine_lib.io.atomic import atomic_write_text
 from spine_lib.segmentation.environment import SEGMENTATION_TASK, NNUNetPaths, model_folder
 from spine_lib.sources.spider import patient_of
@@ -40,7 +45,14 @@ TRAINING_LOG = "spine_training.log"
 
 
 class SegmentationTrainConfig(BaseConfig):
-    """Plan, preprocess and train an nnU-Net v2 segmentation model on a converted dataset."""
+    """Plan, preprocess and train an nnU-Net v2 segmentation model on a converted dataset.
+
+    Example:
+        >>> config = SegmentationTrainConfig.for_layout(DataLayout(root=Path("/srv/spine"), weights=Path("/srv/w")),
+        ...                                             configuration="2d", trainer="nnUNetTrainerShort")
+        >>> config.dataset_id, config.paths.raw, config.model_path.name
+        (501, PosixPath('/srv/spine/processed/SPIDER'), 'nnUNetTrainerShort__nnUNetPlans__2d')
+    """
 
     data_path: Annotated[Path, tyro.conf.arg(help="nnU-Net raw dataset (DatasetXXX_Name; parent = nnUNet_raw).")] = (
         DEFAULT_LAYOUT.nnunet_dataset
@@ -73,7 +85,8 @@ class SegmentationTrainConfig(BaseConfig):
     verify_dataset_integrity: Annotated[bool, tyro.conf.arg(help="Run nnU-Net's dataset integrity check.")] = True
     continue_training: Annotated[bool, tyro.conf.arg(help="Continue from the fold's latest checkpoint.")] = False
     validation_mirroring: Annotated[
-        bool, tyro.conf.arg(help="Mirror test-time augmentation in the final validation (off: several times faster).")
+        bool,
+        tyro.conf.arg(help="Use mirroring as test-time augmentation in the final validation (off: several times faster)."),
     ] = True
     seed: Annotated[int | None, tyro.conf.arg(help="Seed torch and numpy in the training process.")] = None
 

@@ -12,7 +12,12 @@ from spine_lib.core.layout import DEFAULT_LAYOUT
 
 
 class SynthConfig(BaseConfig):
-    """Write a synthetic data root in the exact layouts of SPIDER, RSNA 2024 and the Phenikaa export."""
+    """Write a synthetic data root in the exact layouts of SPIDER, RSNA 2024 and the Phenikaa export.
+
+    Example:
+        >>> SynthConfig(patients=8, rsna_studies=20).counts()  # per source; unset sources take --patients
+        {'spider': 8, 'rsna': 20, 'phenikaa': 8}
+    """
 
     out: Annotated[Path, tyro.conf.arg(help="Data root to write (raw/SPIDER, raw/RSNA, raw/Phenikaa, truth/).")] = (
         DEFAULT_LAYOUT.root

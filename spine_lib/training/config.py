@@ -77,7 +77,13 @@ class HeadConfig(BaseModel):
 
 
 class TrainingConfig(BaseConfig):
-    """What every training run shares: data, output, optimisation, schedule, early stopping, device, tracking."""
+    """What every training run shares: data, output, optimisation, schedule, early stopping, device, tracking.
+
+    Example:
+        >>> run = TrainingConfig(task="demo", run_id="r1", weights_path=Path("/srv/weights")).resolved()
+        >>> run.output_path  # <weights>/<task>/<run_id>
+        PosixPath('/srv/weights/demo/r1')
+    """
 
     task: Annotated[str, tyro.conf.arg(help="Task name; output goes to <weights-path>/<task>/<run_id>.")] = "base"
     data_path: Annotated[Path, tyro.conf.arg(help="Training dataset folder.")] = DEFAULT_LAYOUT.processed
@@ -103,7 +109,9 @@ class TrainingConfig(BaseConfig):
         default=0, ge=0
     )
 
-    early_stopping: Annotated[bool, tyro.conf.arg(help="Stop when the checkpoint metric stops improving.")] = True
+    early_stopping: Annotated[
+        bool, tyro.conf.arg(help="Stop once the checkpoint metric has not improved for --patience epochs.")
+    ] = True
     patience: Annotated[int, tyro.conf.arg(help="Early stopping patience (epochs).")] = Field(default=20, ge=1)
     min_delta: Annotated[float, tyro.conf.arg(help="Smallest change that counts as an improvement.")] = 0.0
     max_train_minutes: Annotated[
@@ -115,10 +123,14 @@ class TrainingConfig(BaseConfig):
     )
 
     device: Annotated[str, tyro.conf.arg(help="auto, cpu, cuda or cuda:N.")] = "auto"
-    mixed_precision: Annotated[bool, tyro.conf.arg(help="fp16 mixed precision (CUDA only, via Accelerate).")] = True
+    mixed_precision: Annotated[
+        bool, tyro.conf.arg(help="Train in fp16 mixed precision (CUDA only, via Accelerate).")
+    ] = True
     num_workers: Annotated[int, tyro.conf.arg(help="DataLoader worker processes.")] = Field(default=0, ge=0)
 
-    visualize_predictions: Annotated[bool, tyro.conf.arg(help="Write prediction plots during training.")] = True
+    visualize_predictions: Annotated[
+        bool, tyro.conf.arg(help="Write prediction plots every --visualize-every epochs.")
+    ] = True
     visualize_every: Annotated[int, tyro.conf.arg(help="Epochs between prediction plots.")] = Field(default=10, ge=1)
     output_mode: Annotated[Literal["html", "image"], tyro.conf.arg(help="Plot format (image needs kaleido).")] = "html"
 
@@ -147,7 +159,14 @@ class TrainingConfig(BaseConfig):
 
 
 class LocalizationConfig(TrainingConfig):
-    """Train a model that finds one point per (image, disc level): ConvNeXt or ViT with a level embedding."""
+    """Train a model that finds one point per (image, disc level): ConvNeXt or ViT with a level embedding.
+
+    Example:
+        >>> config = LocalizationConfig.for_layout(DataLayout(root=Path("/srv/spine"), weights=Path("/srv/w")),
+        ...                                        model_variant="atto", image_size=[128, 128])
+        >>> config.data_path, config.image_size, config.head_config().head_type
+        (PosixPath('/srv/spine/processed/ivd_coords'), (128, 128), 'heatmap')
+    """
 
     task: Annotated[str, tyro.conf.arg(help="Task name (output folder).")] = "localization"
     data_path: Annotated[Path, tyro.conf.arg(help="IVD coordinates dataset (images/ + annotations.csv).")] = (
@@ -157,9 +176,9 @@ class LocalizationConfig(TrainingConfig):
         Literal["convnext_localization", "vit_localization"], tyro.conf.arg(help="Registered model.")
     ] = "convnext_localization"
     model_variant: Annotated[str, tyro.conf.arg(help=f"Backbone variant ({', '.join(CONVNEXT_VARIANTS)}).")] = "base"
-    pretrained: Annotated[bool, tyro.conf.arg(help="ImageNet weights from the local HF cache or --weights-file.")] = (
-        False
-    )
+    pretrained: Annotated[
+        bool, tyro.conf.arg(help="Start from ImageNet weights (the local HF cache or --weights-file).")
+    ] = False
     weights_file: Annotated[Path | None, tyro.conf.arg(help="Local backbone weights (.safetensors/.pth).")] = None
     loss_type: Annotated[LossType, tyro.conf.arg(help="Coordinate loss.")] = "smooth_l1"
     use_level_embedding: Annotated[bool, tyro.conf.arg(help="Condition the model on the disc level.")] = True
@@ -194,16 +213,24 @@ class LocalizationConfig(TrainingConfig):
 
 
 class ModelTestConfig(BaseConfig):
-    """Run a trained model on images or DICOM files and print (or save) its predictions as JSON."""
+    """Run a trained model on images or DICOM files and print (or save) its predictions as JSON.
+
+    Example:
+        >>> config = ModelTestConfig(model_path=Path("best_model.pt"), inputs=[Path("a.png")], level_indices=[3])
+        >>> config.task, config.level_indices  # L4/L5 only (levels count from 0 = L1/L2)
+        ('localization', [3])
+    """
 
     model_path: Annotated[Path, tyro.conf.arg(help="Trained checkpoint (best_model.pt).")]
     inputs: Annotated[list[Path], tyro.conf.arg(help="Input images or DICOM files.")]
     task: Annotated[Task, tyro.conf.arg(help="Task of the model.")] = "localization"
     model_variant: Annotated[str | None, tyro.conf.arg(help="Backbone variant (default: from the checkpoint).")] = None
     level_indices: Annotated[list[int] | None, tyro.conf.arg(help="Disc levels (0=L1/L2 .. 4=L5/S1).")] = None
-    test_all_levels: Annotated[bool, tyro.conf.arg(help="Without --level-indices, test all levels per image.")] = True
+    test_all_levels: Annotated[
+        bool, tyro.conf.arg(help="Without --level-indices, test every level per image (off: L1/L2 only).")
+    ] = True
     num_levels: Annotated[int, tyro.conf.arg(help="Disc levels the model was trained on.")] = 5
-    use_level_embedding: Annotated[bool, tyro.conf.arg(help="The model uses a level embedding.")] = True
+    use_level_embedding: Annotated[bool, tyro.conf.arg(help="The model was trained with a level embedding.")] = True
     num_classes: Annotated[int, tyro.conf.arg(help="Classes (classification).")] = 4
     class_names: Annotated[list[str] | None, tyro.conf.arg(help="Class names for the output.")] = None
     image_size: Annotated[

@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 OutputMode = Literal["browser", "html", "image"]
 IMAGE_TRACE = "image"
 LABEL_TRACE = "labels"
-#: Distinct colours, cycled by label value (vertebrae, canal and discs of the spider schema all differ).
+#: Distinct colours, cycled by label value. 27 of them, ordered so that the lumbar structures of the spider schema
+#: that touch (consecutive vertebrae 1-6 and discs 27-31, each disc and its two vertebrae, the canal 26 and all of
+#: them) are at least 60 CIE76 units apart; no two of those values are a multiple of 27 apart.
 PALETTE = [
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe",
-    "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075", "#a9a9a9",
+    "#800000", "#3cb44b", "#4363d8", "#e6194b", "#bcf60c", "#fabebe", "#ffd8b1", "#42d4f4", "#911eb4", "#008080",
+    "#808000", "#fffac8", "#dcbeff", "#469990", "#9a6324", "#ffffff", "#f58231", "#f032e6", "#e6beff", "#000075",
+    "#ffe119", "#f0e442", "#aaffc3", "#46f0f0", "#0072b2", "#000000", "#a9a9a9",
 ]
 
 

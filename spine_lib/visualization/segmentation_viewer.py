@@ -15,7 +15,13 @@ from spine_lib.segmentation.environment import SEGMENTATION_TASK
 
 
 class VisualizeConfig(BaseConfig):
-    """Segment an image (DICOM folder or file, or a volume) with nnU-Net and write a slice viewer of the result."""
+    """Segment an image (DICOM folder or file, or a volume) with nnU-Net and write a slice viewer of the result.
+
+    Example:
+        >>> config = VisualizeConfig(input_path=Path("study/"), output_mode="image", batch=True)
+        >>> config.model_path, config.output_path  # the trained models under ./weights; views in ./results
+        (PosixPath('weights/segmentation'), PosixPath('results/segmentation'))
+    """
 
     input_path: Annotated[
         Path, tyro.conf.arg(help="DICOM series folder, DICOM file or volume; with --batch, a folder of them.")
@@ -99,7 +105,7 @@ def write_validation_previews(model_path: Path, fold: str, dataset_path: Path, l
 
     import SimpleITK as sitk
 
-    from spine_lib.datasets.nnunet.format import DATASET_JSON, image_path
+    from spine_lib.formats.nnunet import DATASET_JSON, image_path
     from spine_lib.visualization.plotly_viewer import PlotlyViewer
 
     validation = model_path / f"fold_{fold}" / "validation"

@@ -22,19 +22,19 @@ Lumbar Coords (``<base>/raw/Lumbar Coords/``, optional; columns by name, an unna
 Pixel convention: ``x`` is the column, ``y`` the row, pixel centres at integers (as RSNA's coordinates);
 ``relative_x = x / width`` and ``relative_y = y / height``.
 
-The package is cut by stage: :mod:`.format` (the dataset's files and columns, read back by training and
-checks), :mod:`.read` (coordinate tables), :mod:`.resolve` (rows to images, rejects), :mod:`.images` (PNG
-writing), :mod:`.build` (the job), :mod:`.audit` (checks and data version).
+The package is cut by stage: :mod:`.read` (coordinate tables), :mod:`.resolve` (rows to images, rejects),
+:mod:`.images` (PNG writing), :mod:`.build` (the job), :mod:`.audit` (checks); the dataset's files, columns and
+data version are spelt in :mod:`spine_lib.formats.ivd_coords`, shared with the training reader.
 
 A bad row (missing DICOM, invalid instance number, point outside the image, unknown series type, ...) is
 skipped, counted by reason in the report and written to ``rejects.csv``; the build carries on. Images are
 written atomically and reused when newer than their source, so a rerun gives the same dataset.
 """
 
-from spine_lib.datasets.ivd_coords.audit import DatasetAudit, audit_dataset, dataset_version
+from spine_lib.datasets.ivd_coords.audit import DatasetAudit, audit_dataset
 from spine_lib.datasets.ivd_coords.build import build_ivd_coords, main, report_lines
 from spine_lib.datasets.ivd_coords.config import IVDDatasetConfig, IVDDatasetReport
-from spine_lib.datasets.ivd_coords.format import ANNOTATION_COLUMNS, REJECT_COLUMNS, read_annotations
+from spine_lib.formats.ivd_coords import ANNOTATION_COLUMNS, REJECT_COLUMNS, dataset_version, read_annotations
 
 __all__ = [
     "ANNOTATION_COLUMNS",

@@ -5,19 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spine_lib.datasets.ivd_coords.format import (
-    ANNOTATIONS_FILE,
-    IMAGES_FOLDER,
+from spine_lib.datasets.ivd_coords.read import parse_float
+from spine_lib.formats.ivd_coords import (
     read_annotation_rows,
     read_rejects,
 )
-from spine_lib.datasets.ivd_coords.read import parse_float
-from spine_lib.io.fingerprint import dataset_fingerprint
-
-
-def dataset_version(output_path: Path) -> str:
-    """Fingerprint of the localization dataset (annotations.csv, every image): changes when it does."""
-    return dataset_fingerprint(output_path, [ANNOTATIONS_FILE], [IMAGES_FOLDER])
 
 
 @dataclass

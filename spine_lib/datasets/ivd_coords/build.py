@@ -6,7 +6,6 @@ from collections import Counter
 
 from loguru import logger
 
-from spine_lib.datasets.ivd_coords import format as fmt
 from spine_lib.datasets.ivd_coords.config import IVDDatasetConfig, IVDDatasetReport
 from spine_lib.datasets.ivd_coords.images import ImageTask, convert_images, remove_orphans
 from spine_lib.datasets.ivd_coords.read import PointRow, clean_id, parse_float, read_rows
@@ -23,6 +22,7 @@ from spine_lib.datasets.ivd_coords.resolve import (
     resolve_rsna_rows,
 )
 from spine_lib.errors import ConfigError, InputPathError
+from spine_lib.formats import ivd_coords as fmt
 from spine_lib.io.records import write_records_csv
 from spine_lib.levels import LEVEL_TO_IDX, check_level
 from spine_lib.sources import lumbar_coords, rsna

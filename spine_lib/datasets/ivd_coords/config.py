@@ -12,12 +12,18 @@ import tyro
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
 from spine_lib.core.markdown import markdown_table
-from spine_lib.datasets.ivd_coords.format import ANNOTATIONS_FILE, REJECTS_FILE
+from spine_lib.formats.ivd_coords import ANNOTATIONS_FILE, REJECTS_FILE
 from spine_lib.levels import LEVEL_TO_IDX, LEVELS
 
 
 class IVDDatasetConfig(BaseConfig):
-    """Build the IVD localization dataset (images + annotations.csv) from RSNA 2024 and Lumbar Coords."""
+    """Build the IVD localization dataset (images + annotations.csv) from RSNA 2024 and Lumbar Coords.
+
+    Example:
+        >>> config = IVDDatasetConfig.for_layout(DataLayout(root=Path("/srv/spine")), include_neural_foraminal=False)
+        >>> config.rsna_path, config.annotations_path
+        (PosixPath('/srv/spine/raw/RSNA'), PosixPath('/srv/spine/processed/ivd_coords/annotations.csv'))
+    """
 
     base_path: Annotated[Path, tyro.conf.arg(help="Data root (raw/RSNA, raw/Lumbar Coords, processed/).")] = (
         DEFAULT_LAYOUT.root
@@ -31,8 +37,8 @@ class IVDDatasetConfig(BaseConfig):
     include_spinal_canal: Annotated[bool, tyro.conf.arg(help="Include the Spinal Canal Stenosis points (Sagittal T2).")] = True
     skip_invalid_instances: Annotated[
         bool,
-        tyro.conf.arg(help="Skip rows with an invalid instance number; otherwise take the instance of the same "
-                           "series, condition and side from a sibling row when there is one."),
+        tyro.conf.arg(help="Skip rows with an invalid instance number (off: take the instance of the same "
+                           "series, condition and side from a sibling row when there is one)."),
     ] = True
     workers: Annotated[int, tyro.conf.arg(help="Processes converting DICOM instances to PNG.")] = max(
         1, min(4, os.cpu_count() or 1)

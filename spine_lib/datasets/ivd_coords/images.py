@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spine_lib.formats.ivd_coords import NORMALIZE_PERCENTILES
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-
-#: intensity window of the 8-bit images (robust to a few hot pixels)
-NORMALIZE_PERCENTILES = (0.5, 99.5)
-
 
 PARALLEL_MIN_IMAGES = 256  # below this, starting worker processes costs more than it saves (measured)
 

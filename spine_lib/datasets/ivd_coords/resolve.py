@@ -9,8 +9,8 @@ from pathlib import Path
 from loguru import logger
 
 from spine_lib.datasets.ivd_coords.config import IVDDatasetConfig
-from spine_lib.datasets.ivd_coords.format import pretrain_image_name, rsna_image_name
 from spine_lib.datasets.ivd_coords.read import PointRow, clean_id, parse_instance
+from spine_lib.formats.ivd_coords import pretrain_image_name, rsna_image_name
 from spine_lib.sources import lumbar_coords, rsna
 from spine_lib.sources.rsna import SAG_T1, SAG_T2, condition_kind, get_series_type, load_series_mapping
 

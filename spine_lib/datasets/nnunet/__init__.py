@@ -6,8 +6,8 @@ Each SPIDER series ``images/<patient>_<sequence>.mha`` with its mask ``masks/<sa
 lists the schema's consecutive targets. With the built-in ``spider`` schema the partially visible vertebrae
 (101-125) are merged into their vertebra; ``spider_ignore_partial`` turns them into nnU-Net's ``ignore`` label.
 
-The package is cut by stage: :mod:`.format` (nnU-Net's files), :mod:`.config`, :mod:`.cases` (finding the
-cases), :mod:`.convert` (the job), :mod:`.audit` (checks and data version).
+The package is cut by stage: :mod:`.config`, :mod:`.cases` (finding the cases), :mod:`.convert` (the job),
+:mod:`.audit` (checks); nnU-Net's files and the data version are spelt in :mod:`spine_lib.formats.nnunet`.
 
 A case whose image and mask disagree in geometry, whose mask holds a value the schema does not map, whose mask
 is missing or whose files cannot be read is rejected with a reason (``rejects.csv`` in the dataset folder) and
@@ -16,15 +16,11 @@ folder records each case's input fingerprint (size and mtime of image and mask, 
 converts only the cases whose inputs changed and removes the cases whose inputs disappeared.
 """
 
-from spine_lib.datasets.nnunet.audit import (
-    check_images_have_labels,
-    check_labels_consecutive,
-    dataset_version,
-)
+from spine_lib.datasets.nnunet.audit import check_images_have_labels, check_labels_consecutive
 from spine_lib.datasets.nnunet.cases import CaseResult, CaseSource, find_cases, same_geometry
 from spine_lib.datasets.nnunet.config import ConvertConfig
 from spine_lib.datasets.nnunet.convert import ConversionReport, convert_case, convert_to_nnunet
-from spine_lib.datasets.nnunet.format import image_path, label_path, read_dataset_json
+from spine_lib.formats.nnunet import dataset_version, image_path, label_path, read_dataset_json
 
 __all__ = [
     "CaseResult",

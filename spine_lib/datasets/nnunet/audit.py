@@ -5,19 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from spine_lib.core.checks import CheckOutcome
-from spine_lib.datasets.nnunet.format import (
+from spine_lib.formats.nnunet import (
     CHANNEL_SUFFIX,
-    DATASET_JSON,
     IMAGES_TR,
     LABELS_TR,
     read_dataset_json,
 )
-from spine_lib.io.fingerprint import dataset_fingerprint
-
-
-def dataset_version(dataset: Path) -> str:
-    """Fingerprint of the converted dataset (dataset.json, every image and label file): changes when it does."""
-    return dataset_fingerprint(dataset, [DATASET_JSON], [IMAGES_TR, LABELS_TR])
 
 
 def check_labels_consecutive(dataset: Path) -> CheckOutcome:

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
-from spine_lib.datasets.nnunet.format import DATASET_FOLDER, DEFAULT_FILE_ENDING
+from spine_lib.formats.nnunet import DATASET_FOLDER, DEFAULT_FILE_ENDING
 from spine_lib.sources import spider
 
 if TYPE_CHECKING:
@@ -19,7 +19,18 @@ if TYPE_CHECKING:
 
 
 class ConvertConfig(BaseConfig):
-    """Convert the SPIDER source into an nnU-Net v2 raw dataset."""
+    """Convert the SPIDER source into an nnU-Net v2 raw dataset.
+
+    Example:
+        >>> config = ConvertConfig.for_layout(DataLayout(root=Path("/srv/spine")), sequences=["t2"])
+        >>> config.input_path, config.output_path.parent, config.resolved_dataset_id, config.sequences
+        (PosixPath('/srv/spine/raw/SPIDER'), PosixPath('/srv/spine/processed/SPIDER'), 501, ['t2'])
+        >>> try:  # nnU-Net's folder rule
+        ...     ConvertConfig(output_path=Path("/tmp/Spider"))
+        ... except ValueError as error:
+        ...     print("must be named DatasetXXX_Name" in str(error))
+        True
+    """
 
     input_path: Annotated[Path, tyro.conf.arg(help="SPIDER source (images/, masks/).")] = DEFAULT_LAYOUT.spider
     output_path: Annotated[

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from spine_lib.core.markdown import markdown_table
 from spine_lib.datasets.nnunet.cases import CaseResult, CaseSource, find_cases, same_geometry
 from spine_lib.datasets.nnunet.config import ConvertConfig
-from spine_lib.datasets.nnunet.format import (
+from spine_lib.errors import MedicalImageError
+from spine_lib.formats.nnunet import (
     CHANNEL_SUFFIX,
     DATASET_JSON,
     IMAGES_TR,
@@ -24,7 +25,6 @@ from spine_lib.datasets.nnunet.format import (
     image_path,
     label_path,
 )
-from spine_lib.errors import MedicalImageError
 from spine_lib.io.atomic import atomic_write_text
 from spine_lib.io.records import write_records_csv
 

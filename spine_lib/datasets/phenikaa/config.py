@@ -15,7 +15,13 @@ from spine_lib.sources.phenikaa import REPORTS
 
 
 class PreprocessConfig(BaseConfig):
-    """Read the Phenikaa reports, match patients to image folders and label tables, write the dataset."""
+    """Read the Phenikaa reports, match patients to image folders and label tables, write the dataset.
+
+    Example:
+        >>> config = PreprocessConfig.for_layout(DataLayout(root=Path("/srv/spine")), corrupted_ids=["25001"])
+        >>> config.reports_path, config.interim_path  # the inbox; the only product folder holding names
+        (PosixPath('/srv/spine/raw/Phenikaa/reports'), PosixPath('/srv/spine/interim/Phenikaa'))
+    """
 
     data_path: Annotated[Path, tyro.conf.arg(help="Phenikaa export (reports/, images/, tables/).")] = (
         DEFAULT_LAYOUT.phenikaa
@@ -24,7 +30,10 @@ class PreprocessConfig(BaseConfig):
     interim_path: Annotated[Path, tyro.conf.arg(help="Per-report fields, matches, rejects (PHI).")] = (
         DEFAULT_LAYOUT.phenikaa_interim
     )
-    use_gpu: Annotated[bool, tyro.conf.arg(help="Run the deep-learning OCR engine on the GPU.")] = True
+    use_gpu: Annotated[
+        bool,
+        tyro.conf.arg(aliases=("-g",), help="Run the deep-learning OCR engine (--ocr-engine paddle) on the GPU."),
+    ] = True
     report_fuzzy_threshold: Annotated[int, tyro.conf.arg(help="Field-label matching threshold.")] = 80
     image_fuzzy_threshold: Annotated[int, tyro.conf.arg(help="Folder-name matching threshold.")] = 85
     pdf_dpi: Annotated[int, tyro.conf.arg(help="DPI for rendering image-only PDF pages.")] = 200

@@ -2,7 +2,7 @@
 ``group_levels``, one item per image carrying the points of all its levels.
 
 Reads ``<data_path>/annotations.csv`` written by :func:`spine_lib.datasets.ivd_coords.build_ivd_coords`
-(its format: :mod:`spine_lib.datasets.ivd_coords.format`).
+(its format: :mod:`spine_lib.formats.ivd_coords`).
 Splits go by study (a study never lands in two splits) and are the same for the same seed. Each image is read
 once, resized to ``image_size`` and kept in memory (up to :data:`CACHE_BYTES`; all of them when the dataset is
 built, up to :data:`PRELOAD_MAX_IMAGES`); an item is then a few array operations. Augmentation moves the landmark with the image: one 2x3 affine matrix warps the image and
@@ -30,8 +30,8 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
-from spine_lib.datasets.ivd_coords.format import IVDRecord, read_annotations
 from spine_lib.errors import InputPathError
+from spine_lib.formats.ivd_coords import IVDRecord, read_annotations
 from spine_lib.levels import LEVEL_TO_IDX, check_level
 from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 

@@ -14,8 +14,8 @@ import torch
 from loguru import logger
 from torch.utils.data import DataLoader, Dataset
 
-from spine_lib.datasets.ivd_coords.format import ANNOTATIONS_FILE
 from spine_lib.errors import ConfigError
+from spine_lib.formats.ivd_coords import ANNOTATIONS_FILE
 from spine_lib.training.checkpoints import load_model_state, read_checkpoint
 from spine_lib.training.config import LocalizationConfig
 from spine_lib.training.metrics import LocalizationMetrics

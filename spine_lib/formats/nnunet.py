@@ -7,6 +7,8 @@
 <nnUNet_raw>/DatasetXXX_Name/rejects.csv                    cases that could not be converted (ours)
 <nnUNet_raw>/DatasetXXX_Name/conversion_manifest.json       each case's input fingerprint (ours)
 ```
+
+Written by :mod:`spine_lib.datasets.nnunet`, read by nnU-Net itself, the segmentation trainer and the viewers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spine_lib.errors import InputPathError
+from spine_lib.io.fingerprint import dataset_fingerprint
 
 DATASET_FOLDER = re.compile(r"^Dataset(?P<id>\d{3})_(?P<name>[A-Za-z0-9_\-]+)$")
 IMAGES_TR = "imagesTr"
@@ -44,3 +47,8 @@ def read_dataset_json(dataset: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputPathError(path, "dataset.json does not exist")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def dataset_version(dataset: Path) -> str:
+    """Fingerprint of the converted dataset (dataset.json, every image and label file): changes when it does."""
+    return dataset_fingerprint(dataset, [DATASET_JSON], [IMAGES_TR, LABELS_TR])

@@ -8,8 +8,8 @@
 ```
 
 Pixel convention: ``x`` is the column, ``y`` the row, pixel centres at integers (as RSNA's coordinates);
-``relative_x = x / width`` and ``relative_y = y / height``. Written by :mod:`.build`, read back by the
-training dataset (:func:`read_annotations`) and by the checks (:mod:`.audit`).
+``relative_x = x / width`` and ``relative_y = y / height``. Written by :mod:`spine_lib.datasets.ivd_coords`,
+read back by the training dataset (:func:`read_annotations`) and by the dataset's checks.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spine_lib.errors import InputPathError, TabularDataError
+from spine_lib.io.fingerprint import dataset_fingerprint
 from spine_lib.io.records import read_records_csv
 from spine_lib.levels import check_level
 
@@ -34,6 +35,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("image_path", "level", "relative_x", "relat
 REJECT_COLUMNS: tuple[str, ...] = (
     "source", "file", "line", "study_id", "series_id", "instance_number", "condition", "level", "reason", "detail",
 )
+#: Intensity window of the 8-bit images: these percentiles of each image (robust to a few hot pixels).
+NORMALIZE_PERCENTILES = (0.5, 99.5)
 RSNA_IMAGE_PREFIX = "rsna"
 PRETRAIN_IMAGE_PREFIX = "pretrain"
 
@@ -111,3 +114,8 @@ def read_annotations(data_path: Path) -> list[IVDRecord]:
 def read_rejects(dataset: Path) -> list[dict[str, str]]:
     """The rows of ``<dataset>/rejects.csv`` (none when it is absent)."""
     return read_records_csv(Path(dataset) / REJECTS_FILE)
+
+
+def dataset_version(output_path: Path) -> str:
+    """Fingerprint of the localization dataset (annotations.csv, every image): changes when it does."""
+    return dataset_fingerprint(output_path, [ANNOTATIONS_FILE], [IMAGES_FOLDER])
