@@ -32,7 +32,6 @@ if SPEC is None:
 
 #: commands of the specification not built yet: skipped with this reason until spine_lib.cli knows them
 PENDING = {
-    "dataset classification": "not built yet: the IVD crop dataset command comes later",
     "train classification": "not built yet: the classification trainer comes later",
 }
 #: (command, flag) -> why our default deliberately differs from the specification's
@@ -41,13 +40,18 @@ DEVIATIONS = {
     ("test", "--model-variant"): "read from the checkpoint, so a model of any variant loads without the flag",
     ("test", "--image-size"): "the checkpoint's training size (224 224 for a checkpoint that does not say)",
     ("train localization", "--wandb-tags"): "an empty list rather than None: no tags either way",
+    ("dataset classification", "--device"): "auto takes CUDA when there is one, else the CPU",
+    ("dataset classification", "--model-variant"): "read from the checkpoint; given, it must match the checkpoint",
+    ("dataset classification", "--image-size"): "the size the localization model was trained at",
+    ("dataset phenikaa", "--output-path"): "the hospital export has a folder of its own (data/processed/phenikaa); "
+                                           "data/processed/classification holds the IVD crops",
 }
 #: (command, flag) -> a default the table describes in words, and the check of it on the parsed config
 DESCRIBED: dict[tuple[str, str], Callable[[Any], bool]] = {
     # "Built-in `spider`": no file, the built-in schema named spider
     ("dataset nnunet", "--schema-path"): lambda c: c.schema_path is None and c.schema_name == "spider",
-    # "data/processed/classification/images/...": the images of the classification dataset
-    ("visualize", "--input-path"): lambda c: c.input_path == Path("data/processed/classification/images"),
+    # "data/processed/classification/images/...": the exported study folders, now in the export's own folder
+    ("visualize", "--input-path"): lambda c: c.input_path == Path("data/processed/phenikaa/images"),
     # "weights/segmentation/...": the segmentation weights (the model folder is found below it)
     ("visualize", "--model-path"): lambda c: c.model_path == Path("weights/segmentation"),
     # "weights/<task>/<run_id>": filled in when the run starts

@@ -27,7 +27,7 @@ def test_definitions_hold_assets_and_resources() -> None:
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
     assert keys == {"data_root", "spider_raw", "rsna_raw", "phenikaa_raw", "phenikaa_report", "phenikaa_report_table",
                     "phenikaa_patients", "ivd_coords_dataset", "spider_nnunet_dataset", "nnunet_model",
-                    "localization_model"}
+                    "localization_model", "ivd_crops"}
     assert isinstance(definitions.resources["paths"], DataRoot)  # type: ignore[index]
     assert {j.name for j in definitions.resolve_all_job_defs()} >= {"phenikaa_report_job", "phenikaa_rematch_job"}
     assert [s.name for s in definitions.sensors or []] == ["phenikaa_reports_sensor"]
@@ -37,6 +37,10 @@ def test_definitions_hold_assets_and_resources() -> None:
             "phenikaa_labels_for_matched", "spider_mask_values", "localization_val_pck"} <= checks
     assert {"ivd_coords_images_exist", "ivd_coords_points_inside", "ivd_coords_reject_rate"} <= checks
     assert {"nnunet_labels_consecutive", "nnunet_images_have_labels", "nnunet_validation_dice"} <= checks
+    assert {"ivd_crops_complete", "ivd_crops_on_their_discs"} <= checks
+    graph = definitions.resolve_asset_graph()
+    crops = graph.get(dg.AssetKey("ivd_crops"))
+    assert {k.to_user_string() for k in crops.parent_keys} == {"phenikaa_patients", "spider_raw", "localization_model"}
 
 
 def test_loading_imports_no_heavy_library() -> None:

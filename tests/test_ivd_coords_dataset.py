@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -100,10 +101,13 @@ def spot_near(image: np.ndarray, x: float, y: float, radius: int = 7) -> tuple[f
     return float((xs * weights).sum() / weights.sum() + left), float((ys * weights).sum() / weights.sum() + top)
 
 
-def test_augmentation_moves_the_landmark_with_the_image(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["light", "scanner"])
+def test_augmentation_moves_the_landmark_with_the_image(tmp_path: Path, kind: str) -> None:
     spots = blob_dataset(tmp_path)
     plain = IVDCoordsDataset(tmp_path, split="all", image_size=SIZE)
-    augmented = IVDCoordsDataset(tmp_path, split="all", image_size=SIZE, augment=True)
+    augmented = IVDCoordsDataset(tmp_path, split="all", image_size=SIZE, augment=True, augmentation=kind)  # type: ignore[arg-type]
+    # the geometry of the kind, intensity changes that would hide the spots from ``spot_near`` left out
+    augmented.ranges = dataclasses.replace(augmented.ranges, invert=0.0, blur=0.0, bias=0.0, noise=0.0)
     torch.manual_seed(0)
     moved = 0
     for _ in range(3):
@@ -120,6 +124,31 @@ def test_augmentation_moves_the_landmark_with_the_image(tmp_path: Path) -> None:
             assert np.abs(expected - scaled).max() < 0.5  # un-augmented: the drawn spot, resized
             moved += float(np.linalg.norm(np.array([x, y]) - expected)) > 1.0
     assert moved >= 0.8 * 3 * len(augmented)  # augmentation really moves the picture
+
+
+def test_scanner_augmentation_varies_scale_rotation_and_contrast(tmp_path: Path) -> None:
+    """Over many draws: the spots' spread (the field of view) changes by more than 1.4x both ways, the spine
+    turns beyond 10 degrees, and some images come out with inverted contrast (the spot darker than around it)."""
+    spots = blob_dataset(tmp_path, images=1)
+    dataset = IVDCoordsDataset(tmp_path, split="all", image_size=SIZE, augment=True, group_levels=True)
+    first = np.array(spots[dataset.records[0].image_path]) * (SIZE[1] / 150, SIZE[0] / 180)
+    spread0 = np.linalg.norm(first[-1] - first[0])
+    angle0 = np.degrees(np.arctan2(*(first[-1] - first[0])[::-1]))
+    torch.manual_seed(1)
+    ratios, turns, inverted = [], [], 0
+    for _ in range(120):
+        item = dataset[0]
+        points = item["coords"].numpy() * (SIZE[1], SIZE[0])
+        ratios.append(np.linalg.norm(points[-1] - points[0]) / spread0)
+        turns.append(abs(np.degrees(np.arctan2(*(points[-1] - points[0])[::-1])) - angle0))
+        image = grey(item["image"])
+        x, y = points[2]
+        inside = image[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].mean()
+        around = image[max(0, int(y) - 12):int(y) + 13, max(0, int(x) - 12):int(x) + 13].mean()
+        inverted += inside < around
+    assert min(ratios) < 1 / 1.4 and max(ratios) > 1.4
+    assert max(turns) > 10.0
+    assert 5 <= inverted <= 40  # about 15% of 120
 
 
 def test_augmentation_is_reproducible_under_a_torch_seed(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def phenikaa_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory)
     render_report_pdf(bad_birthday, data / "reports/LE_VAN_TAM_20250101.pdf", text_layer=True,
                       rng=np.random.default_rng(2))
     config = PreprocessConfig(
-        data_path=data, output_path=work / "processed/classification", interim_path=work / "interim/Phenikaa",
+        data_path=data, output_path=work / "processed/phenikaa", interim_path=work / "interim/Phenikaa",
         corrupted_ids=truth["corrupted_ids"],
     )
     process_reports(config)

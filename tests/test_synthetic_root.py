@@ -187,8 +187,10 @@ def test_phenikaa_reports_and_folders(synthetic_root: Path) -> None:
             assert report.stem == patient["patient_id"]
         else:
             assert report.stem.endswith(patient["exam_date"].replace("-", ""))
-        for folder in patient["image_folders"]:
-            assert {p.name for p in (synthetic_root / folder).iterdir()} == {"SAG_T1", "SAG_T2"}
+        series = {Path(s["path"]).name for s in patient["series"]}
+        assert len(series) == 2 and {s["kind"] for s in patient["series"]} == {"sag_t1", "sag_t2"}
+        for folder in patient["image_folders"]:  # repeat exports hold the same series folders
+            assert {p.name for p in (synthetic_root / folder).iterdir()} == series
     folders = [p.name for p in (phenikaa / "images").iterdir()]
     assert any(name.endswith(" (2)") for name in folders)
     assert any(len(name.split("_")[-2]) == 4 and name.split("_")[-2].isdigit() for name in folders)

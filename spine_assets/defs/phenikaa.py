@@ -80,7 +80,7 @@ def phenikaa_patients(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.Materia
     report = match_patients(phenikaa.preprocess_config(paths))
     return dg.MaterializeResult(metadata={
         **report.as_metadata(),
-        "dataset": dg.MetadataValue.path(str(paths.layout.classification)),
+        "dataset": dg.MetadataValue.path(str(paths.layout.phenikaa_export)),
     })
 
 

@@ -7,6 +7,7 @@ finds it there, so spine_lib never imports spine_assets.
 from __future__ import annotations
 
 from spine_assets.demo import DemoConfig, DemoResult, run_demo
+from spine_lib.core.layout import DataLayout
 
 
 def demo(config: DemoConfig) -> None:
@@ -20,6 +21,7 @@ def demo(config: DemoConfig) -> None:
     if result.up_to_date:
         print(f"Up to date:       {', '.join(result.up_to_date)} (trained on the current dataset version)")
     print(f"Weights:          {result.weights} (segmentation/, localization/latest.json)")
+    print(f"IVD crops:        {DataLayout(root=result.data_root).classification} (annotations.csv, contact_sheet.png)")
     failed = [name for name, passed in result.checks.items() if not passed]
     print(f"Asset checks:     {len(result.checks) - len(failed)}/{len(result.checks)} passed"
           + (f" (failed: {', '.join(failed)})" if failed else ""))

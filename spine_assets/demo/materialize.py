@@ -4,7 +4,8 @@ Run by ``spine-vision demo`` in a child process; usable on its own:
 ``DAGSTER_HOME=$PWD/.dagster python -m spine_assets.demo.materialize``. Report files become dynamic partitions (as the
 sensor would add them), each new one is read in its own run, then everything else is materialized. Models are
 trained with short CPU settings (``DEMO_RUN_CONFIG``), and only when their training dataset's data version
-differs from the one their last materialization was trained on. Prints one JSON line with what it did.
+differs from the one their last materialization was trained on; the assets that use a model (the IVD crops)
+come last. Prints one JSON line with what it did.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ GPU_POOL = "gpu"
 GPU_POOL_LIMIT = 1
 #: model asset -> the dataset asset it is trained on
 MODELS = {"nnunet_model": "spider_nnunet_dataset", "localization_model": "ivd_coords_dataset"}
+#: assets that use a trained model: materialized after the models (every time; they are incremental themselves)
+AFTER_MODELS = ("ivd_crops",)
 DATA_VERSION_TAG = "dagster/data_version"
 INPUT_DATA_VERSION_TAG = "dagster/input_data_version/"
 #: quick CPU settings: SPIDER's structures (vertebra, canal, disc) with nnU-Net's short trainer in 2D on a
@@ -80,7 +83,7 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
         success &= result.success
         materialized.add("phenikaa_report")
     rest = definitions.resolve_job_def("everything_but_reports")
-    data_keys = {k.to_user_string() for k in rest.asset_layer.executable_asset_keys} - set(MODELS)
+    data_keys = {k.to_user_string() for k in rest.asset_layer.executable_asset_keys} - set(MODELS) - set(AFTER_MODELS)
     result = rest.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config_for(data_keys),
                                      asset_selection=[dg.AssetKey(k) for k in sorted(data_keys)])
     success &= result.success
@@ -93,6 +96,13 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
         success &= trained.success
         run_ids.append(trained.run_id)
         results.append(trained)
+    if success:
+        after = rest.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config=run_config_for(set(AFTER_MODELS)),
+                                        asset_selection=[dg.AssetKey(k) for k in AFTER_MODELS])
+        success &= after.success
+        run_ids.append(after.run_id)
+        results.append(after)
     for run in results:
         materialized |= {e.asset_key.to_user_string() for e in run.get_asset_materialization_events() if e.asset_key}
         checks.update({f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed

@@ -18,6 +18,7 @@ from loguru import logger
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.logging import setup_logger
+from spine_lib.datasets.classification.config import ClassificationDatasetConfig
 from spine_lib.datasets.ivd_coords import IVDDatasetConfig
 from spine_lib.datasets.nnunet import ConvertConfig
 from spine_lib.datasets.phenikaa import PreprocessConfig
@@ -67,6 +68,18 @@ def dataset_localization(config: IVDDatasetConfig) -> None:
     report = build_ivd_coords(config)
     print("\n".join(report_lines(report)))
     print(f"Rejected rows: {config.rejects_path}")
+
+
+def dataset_classification(config: ClassificationDatasetConfig) -> None:
+    from spine_lib.datasets.classification import build_classification_dataset
+
+    report = build_classification_dataset(config)
+    for key, value in report.as_metadata().items():
+        print(f"{key:<32} {value}")
+    print(report.counts_table())
+    print(f"Dataset:       {report.output_path} (annotations.csv, rejects.csv)")
+    if report.contact_sheet.is_file():
+        print(f"Contact sheet: {report.contact_sheet}")
 
 
 def train_localization(config: LocalizationConfig) -> None:
@@ -120,7 +133,8 @@ GROUPS: dict[str, dict[str, Command]] = {
     "train": {"localization": (LocalizationConfig, train_localization),
               "segmentation": (SegmentationTrainConfig, train_segmentation)},
     "dataset": {"phenikaa": (PreprocessConfig, dataset_phenikaa), "localization": (IVDDatasetConfig, dataset_localization),
-                "nnunet": (ConvertConfig, dataset_nnunet)},
+                "nnunet": (ConvertConfig, dataset_nnunet),
+                "classification": (ClassificationDatasetConfig, dataset_classification)},
 }
 
 

@@ -9,7 +9,8 @@
 <root>/interim/nnUNet_preprocessed/                 nnU-Net's plans and preprocessed arrays
 <root>/processed/SPIDER/Dataset501_Spider           nnU-Net v2 raw dataset (its parent is nnUNet_raw)
 <root>/processed/ivd_coords                         localization dataset
-<root>/processed/classification                     IVD crops
+<root>/processed/phenikaa                           the hospital export: radiological_labels.csv, images/<patient_id>/
+<root>/processed/classification                     IVD crops of SPIDER and Phenikaa patients
 <weights>/<task>/<run_id>/                          trained models (outside the data root by default)
 <weights>/ocr/{det/, vgg_transformer.pth}           local models of the deep-learning OCR engine
 ```
@@ -141,6 +142,11 @@ class DataLayout:
     @property
     def ivd_coords(self) -> Path:
         return self.processed / "ivd_coords"
+
+    @property
+    def phenikaa_export(self) -> Path:
+        """The hospital export of matched patients (labels by patient ID and level, DICOM by patient ID; no PHI)."""
+        return self.processed / "phenikaa"
 
     @property
     def classification(self) -> Path:

@@ -35,10 +35,12 @@ __all__ = [
     "REPORT_ID_STEM",
     "REPORT_NAME_STEM",
     "REPORT_SUFFIXES",
+    "SAGITTAL_WORDS",
     "SEX_LABEL",
     "TABLES",
     "check_label_tables",
     "describe_phenikaa",
+    "sagittal_series_type",
 ]
 
 #: File types a report may arrive as.
@@ -57,11 +59,42 @@ FOLDER_PATTERN = re.compile(
     r"(?P<name>[A-Z]+(?:_[A-Z]+)*)(?:_(?P<year>\d{4}))?_(?P<date>\d{8})(?: \((?P<copy>\d+)\))?"
 )
 FOLDER_FORMAT = "NAME[_YYYY]_YYYYMMDD[ (n)]"
+#: How the hospital's sequences describe themselves (``SeriesDescription``): the plane and the weighting, in any
+#: order and case (``Sag T2 TSE``, ``T2_TSE_SAG_384``, ``t1w sag``, ``SAG STIR``).
+SAGITTAL_WORDS = re.compile(r"(?<![a-z])sag(?:ittal)?(?![a-z])")
+OTHER_PLANE_WORDS = re.compile(r"(?<![a-z])(?:ax|axial|tra|transverse|cor|coronal|localizer|scout)(?![a-z])")
+T1_WORDS = re.compile(r"(?<![a-z0-9])t1(?:w|tse|fse|se)?(?![a-z0-9])")
+T2_WORDS = re.compile(r"(?<![a-z0-9])t2(?:w|tse|fse|se)?(?![a-z0-9])")
+STIR_WORDS = re.compile(r"(?<![a-z])(?:stir|tirm)(?![a-z])")
+CONTRAST_WORDS = re.compile(r"(?<![a-z])(?:gd|post|contrast|c)(?![a-z])|\+c")
 #: Column names of the label tables, spelt as the hospital spells them (``Pfirrman``, sic).
 LABEL_TABLE_COLUMNS: tuple[str, ...] = (
     "Patient ID", "IVD label", "Modic", "UP endplate", "LOW endplate", "Spondylolisthesis", "Disc herniation",
     "Disc narrowing", "Disc bulging", "Pfirrman grade",
 )
+
+
+def sagittal_series_type(description: str) -> tuple[str, int] | None:
+    """``('sag_t1' | 'sag_t2', rank)`` of a series description, None for anything but a sagittal T1/T2/STIR.
+
+    A lower rank is preferred when a study holds several series of a kind: plain T2 before STIR (fat-suppressed),
+    and a series without contrast agent before one with it.
+
+    Example:
+        >>> [sagittal_series_type(d) for d in ("Sag T2 TSE", "T1_TSE_SAG_320", "SAG STIR", "Ax T2", "Localizer")]
+        [('sag_t2', 0), ('sag_t1', 0), ('sag_t2', 1), None, None]
+    """
+    text = re.sub(r"[^a-z0-9+]+", " ", description.lower().replace("_", " "))
+    if not SAGITTAL_WORDS.search(text) or OTHER_PLANE_WORDS.search(text):
+        return None
+    contrast = 2 if CONTRAST_WORDS.search(text) else 0
+    if T1_WORDS.search(text):
+        return "sag_t1", contrast
+    if T2_WORDS.search(text) and not STIR_WORDS.search(text):
+        return "sag_t2", contrast
+    if STIR_WORDS.search(text):
+        return "sag_t2", 1 + contrast
+    return None
 
 
 def describe_phenikaa(root: Path) -> dict[str, int]:

@@ -1,16 +1,19 @@
-"""A lumbar spine phantom whose truth is known: geometry, SPIDER mask values, T1/T2 signal, per-disc grades.
+"""A lumbar spine phantom whose truth is known: geometry, SPIDER mask values, T1/T2/STIR signal, per-disc grades.
 
 The anatomy is analytic, in patient coordinates (LPS, mm): X lateral (+ = patient left), Y antero-posterior
 (+ = posterior), Z supero-inferior (+ = superior). In the sagittal plane we write ``u = Y`` and ``v = Z``.
-The spine is a chain of rounded blocks from the sacrum up to L1: each disc and vertebral body has a centre, a
-tilt ``phi`` (its up-axis leans anteriorly by ``phi``), a half depth and a half height. Lordosis comes from the
-wedge angle of each disc; grades change the shapes and the signal as DOMAIN.md describes. Any grid of
-physical points can be rendered (sagittal series, axial series), so every view of a subject agrees.
+The spine is a chain of rounded blocks from the sacrum up to L1, optionally continued by a few thoracic
+vertebrae (T12, T11, T10): each disc and vertebral body has a centre, a tilt ``phi`` (its up-axis leans
+anteriorly by ``phi``), a half depth and a half height. Lordosis comes from the wedge angle of each disc (the
+thoracic discs wedge the other way: a mild kyphosis); grades change the shapes and the signal as DOMAIN.md
+describes. Any grid of physical points can be rendered (sagittal series, axial series), so every view of a
+subject agrees.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +23,7 @@ import SimpleITK as sitk
 from spine_lib.levels import (
     LEVELS,
     SPIDER_CANAL,
+    SPIDER_DISC_OFFSET,
     SPIDER_PARTIAL_OFFSET,
     VERTEBRAE,
     spider_disc_value,
@@ -33,28 +37,67 @@ FloatArray = npt.NDArray[np.float64]
 SAGITTAL_DIRECTION = (0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 #: Axial orientation: columns run to the patient's left, rows posterior, slices superior.
 AXIAL_DIRECTION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+#: Where a sagittal series is centred (u, v mm: a little behind and below the centre of L3) before its shift.
+NOMINAL_CENTER = np.array([10.0, -25.0])
 
 CANAL_HALF_WIDTH = 11.0  # mm, lateral
 FORAMEN_X = 16.0  # mm, lateral distance of the neural foramina from the midline
 SUBARTICULAR_X = 9.0  # mm, lateral distance of the subarticular zones
 
-# Tissue signal (fraction of the scanner gain): T1, T2.
-SIGNAL: dict[str, tuple[float, float]] = {
-    "air": (0.02, 0.02),
-    "abdomen": (0.38, 0.30),
-    "muscle": (0.30, 0.22),
-    "fat": (0.85, 0.60),
-    "marrow": (0.62, 0.40),
-    "cortex": (0.10, 0.08),
-    "annulus": (0.30, 0.22),
-    "nucleus_t1": (0.36, 0.0),
-    "csf": (0.12, 0.95),
-    "nerve": (0.25, 0.30),
+#: Thoracic vertebrae that can continue the chain above L1, bottom-up, and the disc below each.
+THORACIC: tuple[str, ...] = ("T12", "T11", "T10")
+THORACIC_DISCS: tuple[str, ...] = ("T12/L1", "T11/T12", "T10/T11")
+#: Per thoracic level (bottom-up): body size relative to the lumbar bodies, disc height (mm at scale 1) and the
+#: disc's kyphotic wedge (degrees, opening posteriorly).
+THORACIC_BODY = (0.94, 0.89, 0.85)
+THORACIC_DISC_HEIGHT = (7.5, 6.5, 6.0)
+THORACIC_WEDGE = (0.8, 2.5, 3.5)
+#: The highest SPIDER vertebra number (1-25; 101-125 when cut by the field of view).
+SPIDER_MAX_VERTEBRA = 25
+
+Signal = tuple[float, float, float]
+#: Tissue signal (fraction of the scanner gain): T1, T2, STIR. STIR suppresses fat (fat and fatty marrow dark)
+#: and keeps water bright (CSF, a hydrated nucleus, oedema).
+SIGNAL: dict[str, Signal] = {
+    "air": (0.02, 0.02, 0.02),
+    "abdomen": (0.38, 0.30, 0.22),
+    "muscle": (0.30, 0.22, 0.16),
+    "fat": (0.85, 0.60, 0.06),
+    "marrow": (0.62, 0.40, 0.12),
+    "cortex": (0.10, 0.08, 0.05),
+    "annulus": (0.30, 0.22, 0.20),
+    "nucleus_t1": (0.36, 0.0, 0.0),
+    "csf": (0.12, 0.95, 0.98),
+    "nerve": (0.25, 0.30, 0.30),
 }
 #: T2 signal of the nucleus by Pfirrmann grade (bright and homogeneous -> black).
 PFIRRMANN_T2 = {1: 0.92, 2: 0.78, 3: 0.52, 4: 0.32, 5: 0.14}
+#: STIR signal of the nucleus by Pfirrmann grade (water: follows T2).
+PFIRRMANN_STIR = {1: 0.88, 2: 0.74, 3: 0.48, 4: 0.28, 5: 0.12}
 #: Endplate marrow signal by Modic type (T1, T2): 1 oedema, 2 fat, 3 sclerosis.
 MODIC_SIGNAL = {1: (0.28, 0.78), 2: (0.90, 0.58), 3: (0.08, 0.08)}
+#: Endplate marrow STIR signal by Modic type: oedema bright, fat suppressed, sclerosis dark.
+MODIC_STIR = {1: 0.80, 2: 0.07, 3: 0.05}
+#: The contrasts a series can be rendered in.
+CONTRASTS: tuple[str, ...] = ("t1", "t2", "stir")
+
+
+def thoracic_vertebra_value(name: str) -> int:
+    """SPIDER vertebra number of a thoracic vertebra, counted on from L1 (6): T12 -> 7, T11 -> 8, T10 -> 9."""
+    return len(VERTEBRAE) + THORACIC.index(name) + 1
+
+
+def thoracic_disc_value(level: str) -> int:
+    """SPIDER mask value of a thoracic disc, counted on from L1/L2 (205): T12/L1 -> 206, T11/T12 -> 207."""
+    return SPIDER_DISC_OFFSET + len(LEVELS) + THORACIC_DISCS.index(level) + 1
+
+
+def disc_vertebrae(level: str) -> tuple[str, str]:
+    """The vertebra above and below any disc of the chain, thoracic ones included (``'T12/L1'`` -> T12, L1)."""
+    if level in THORACIC_DISCS:
+        upper, lower = level.split("/")
+        return upper, lower
+    return vertebrae_of(level)
 
 
 @dataclass(frozen=True)
@@ -69,6 +112,10 @@ class DiscGrades:
     herniation: int = 0
     narrowing: int = 0
     bulging: int = 0
+
+
+#: A healthy disc (the grades of every thoracic disc).
+NORMAL = DiscGrades()
 
 
 @dataclass(frozen=True)
@@ -104,9 +151,10 @@ class Block:
 
 @dataclass(frozen=True)
 class SpineAnatomy:
-    """One subject's spine: the blocks of the chain and the grades of each disc (keyed by level).
+    """One subject's spine: the blocks of the chain and the grades of each lumbar disc (keyed by level).
 
-    Coordinates are placed so that the centre of the L3 body is the sagittal origin (u = v = 0).
+    Coordinates are placed so that the centre of the L3 body is the sagittal origin (u = v = 0). ``thoracic``
+    vertebrae (T12 first) continue the chain above L1; their discs are normal and carry no grades.
     """
 
     grades: dict[str, DiscGrades]
@@ -116,6 +164,17 @@ class SpineAnatomy:
     scale: float
     herniation_depth: float = 5.0
     bulge: float = 2.5
+    tilt_degrees: float = 0.0
+    thoracic: int = 0
+
+    @property
+    def top_vertebra(self) -> str:
+        """The highest vertebra of the chain (the canal goes on above it)."""
+        return THORACIC[self.thoracic - 1] if self.thoracic else VERTEBRAE[0]
+
+    def disc_grades(self, level: str) -> DiscGrades:
+        """The grades of any disc of the chain (a thoracic disc is normal)."""
+        return self.grades.get(level, NORMAL)
 
     # truth points -----------------------------------------------------------------------------
     def disc_center(self, level: str) -> tuple[float, float, float]:
@@ -126,7 +185,7 @@ class SpineAnatomy:
     def disc_posterior_margin(self, level: str) -> float:
         """How far (mm) the disc's core reaches behind its centre, bulging included, herniation excluded."""
         disc = self.discs[level]
-        return disc.half_depth + (self.bulge if self.grades[level].bulging else 0.0)
+        return disc.half_depth + (self.bulge if self.disc_grades(level).bulging else 0.0)
 
     def canal_point(self, level: str) -> tuple[float, float, float]:
         """Where the disc meets the spinal canal: its posterior margin on the midline (RSNA canal point)."""
@@ -163,11 +222,22 @@ def build_anatomy(
     rng: np.random.Generator,
     grades: dict[str, DiscGrades] | None = None,
     tilt_degrees: float | None = None,
+    thoracic: int = 0,
+    scale_range: tuple[float, float] = (0.9, 1.1),
+    max_tilt: float = 8.0,
 ) -> SpineAnatomy:
-    """Sample a subject's spine: sizes, lordosis, tilt and (unless given) the grades of every disc."""
+    """Sample a subject's spine: sizes, lordosis, tilt and (unless given) the grades of every lumbar disc.
+
+    ``thoracic`` vertebrae (0-3: T12, T11, T10) continue the chain above L1, slightly smaller, their discs
+    easing the lordosis into a mild kyphosis. Their draws come after all the lumbar ones, so the lumbar spine
+    of a generator state is the same whatever ``thoracic`` is.
+    """
+    if not 0 <= thoracic <= len(THORACIC):
+        raise ValueError(f"thoracic must be 0..{len(THORACIC)}, got {thoracic}")
     grades = grades or {level: sample_grades(rng, level) for level in LEVELS}
-    scale = float(rng.uniform(0.9, 1.1))
-    tilt = math.radians(tilt_degrees if tilt_degrees is not None else float(rng.uniform(-8, 8)))
+    scale = float(rng.uniform(*scale_range))
+    tilt_deg = tilt_degrees if tilt_degrees is not None else float(rng.uniform(-max_tilt, max_tilt))
+    tilt = math.radians(tilt_deg)
     sacral_slope = math.radians(float(rng.uniform(30, 45)))
     # Disc wedge angles from L5/S1 up; they straighten the spine so that L1 is about upright.
     wedges = np.array([1.6, 1.3, 1.0, 0.7, 0.4]) * rng.uniform(0.8, 1.2, 5)
@@ -200,6 +270,24 @@ def build_anatomy(
         vertebra = vertebrae_of(level)[0]
         raw_bodies[vertebra] = (bottom + up * body_height / 2 - back * slip, phi, body_height)
         top = bottom + up * body_height
+    # Thoracic vertebrae above L1: thinner discs wedged the other way (kyphosis), smaller bodies.
+    sizes: dict[str, float] = {}
+    for i in range(thoracic):
+        level, vertebra = THORACIC_DISCS[i], THORACIC[i]
+        h = THORACIC_DISC_HEIGHT[i] * scale * float(rng.uniform(0.9, 1.1))
+        wedge = -math.radians(THORACIC_WEDGE[i] * float(rng.uniform(0.6, 1.4)))
+        phi_disc = phi - wedge / 2
+        up = np.array([-math.sin(phi_disc), math.cos(phi_disc)])
+        back = np.array([math.cos(phi_disc), math.sin(phi_disc)])
+        raw_discs[level] = (top + up * h / 2 - back * slip, phi_disc, h)
+        sizes[level] = sizes[vertebra] = THORACIC_BODY[i]
+        phi = phi - wedge
+        up = np.array([-math.sin(phi), math.cos(phi)])
+        back = np.array([math.cos(phi), math.sin(phi)])
+        bottom = top + np.array([-math.sin(phi_disc), math.cos(phi_disc)]) * h
+        height = body_height * THORACIC_BODY[i]
+        raw_bodies[vertebra] = (bottom + up * height / 2 - back * slip, phi, height)
+        top = bottom + up * height
     # The sacrum: a large block below the origin, tilted by the sacral slope.
     sacrum_h = 55.0 * scale
     s_up = np.array([-math.sin(sacral_slope), math.cos(sacral_slope)])
@@ -212,27 +300,33 @@ def build_anatomy(
         d = p - reference
         return (float(cos_t * d[0] - sin_t * d[1]), float(sin_t * d[0] + cos_t * d[1]))
 
+    def vertebra_value(name: str) -> int:
+        return thoracic_vertebra_value(name) if name in THORACIC else spider_vertebra_number(name)
+
+    def disc_value(level: str) -> int:
+        return thoracic_disc_value(level) if level in THORACIC_DISCS else spider_disc_value(level)
+
     vertebrae = {
         name: Block(
             name=name,
-            label=spider_vertebra_number(name),
+            label=vertebra_value(name),
             center=place(c),
             phi=p - tilt,
-            half_depth=(body_depth / 2) * (1.15 if name == "S1" else 1.0),
+            half_depth=(body_depth / 2) * (1.15 if name == "S1" else sizes.get(name, 1.0)),
             half_height=h / 2,
-            half_width=24.0 * scale,
+            half_width=24.0 * scale * sizes.get(name, 1.0),
         )
         for name, (c, p, h) in raw_bodies.items()
     }
     discs = {
         level: Block(
             name=level,
-            label=spider_disc_value(level),
+            label=disc_value(level),
             center=place(c),
             phi=p - tilt,
-            half_depth=body_depth / 2 * 0.98,
+            half_depth=body_depth / 2 * 0.98 * sizes.get(level, 1.0),
             half_height=h / 2,
-            half_width=21.0 * scale,
+            half_width=21.0 * scale * sizes.get(level, 1.0),
         )
         for level, (c, p, h) in raw_discs.items()
     }
@@ -244,6 +338,8 @@ def build_anatomy(
         scale=scale,
         herniation_depth=5.5 * scale,
         bulge=2.5 * scale,
+        tilt_degrees=float(tilt_deg),
+        thoracic=thoracic,
     )
 
 
@@ -263,11 +359,18 @@ def lateral_depth(block: Block, x: FloatArray) -> FloatArray:
 
 @dataclass
 class Rendered:
-    """Labels (SPIDER values) and T1/T2 signal (0..1) at a set of points."""
+    """Labels (SPIDER values) and T1/T2/STIR signal (0..1) at a set of points."""
 
     labels: npt.NDArray[np.int16]
     t1: FloatArray
     t2: FloatArray
+    stir: FloatArray
+
+    def signal(self, contrast: str) -> FloatArray:
+        """The signal of one of :data:`CONTRASTS`."""
+        if contrast not in CONTRASTS:
+            raise ValueError(f"unknown contrast {contrast!r}; expected one of {', '.join(CONTRASTS)}")
+        return {"t1": self.t1, "t2": self.t2, "stir": self.stir}[contrast]
 
 
 class Canvas:
@@ -284,6 +387,7 @@ class Canvas:
         self.labels = np.zeros(self.x.size, dtype=np.int16)
         self.t1 = np.full(self.x.size, SIGNAL["air"][0])
         self.t2 = np.full(self.x.size, SIGNAL["air"][1])
+        self.stir = np.full(self.x.size, SIGNAL["air"][2])
         self.idx = np.arange(self.x.size)
         self.grid = self.idx.reshape(self.shape)
         matrix = np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing())
@@ -320,7 +424,8 @@ class Canvas:
         return Region(self, self.idx)
 
     def result(self) -> Rendered:
-        return Rendered(self.labels.reshape(self.shape), self.t1.reshape(self.shape), self.t2.reshape(self.shape))
+        return Rendered(self.labels.reshape(self.shape), self.t1.reshape(self.shape), self.t2.reshape(self.shape),
+                        self.stir.reshape(self.shape))
 
 
 class Region:
@@ -341,16 +446,16 @@ class Region:
         box = (np.abs(self.u - cu) < radius) & (np.abs(self.v - cv) < radius) & (self.lateral < lateral)
         return Region(self.canvas, self.idx[box])
 
-    def paint(self, mask: npt.NDArray[np.bool_], tissue: str | tuple[float, float], label: int | None = None) -> None:
-        s1, s2 = SIGNAL[tissue] if isinstance(tissue, str) else tissue
+    def paint(self, mask: npt.NDArray[np.bool_], tissue: str | Signal, label: int | None = None) -> None:
+        s1, s2, s3 = SIGNAL[tissue] if isinstance(tissue, str) else tissue
         where = self.idx[mask]
-        self.canvas.t1[where], self.canvas.t2[where] = s1, s2
+        self.canvas.t1[where], self.canvas.t2[where], self.canvas.stir[where] = s1, s2, s3
         if label is not None:
             self.canvas.labels[where] = label
 
 
 def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
-    """Render labels and T1/T2 signal on the voxel grid of ``image`` (any orientation)."""
+    """Render labels and T1/T2/STIR signal on the voxel grid of ``image`` (any orientation)."""
     canvas = Canvas(image)
     scale = anatomy.scale
     l3 = anatomy.vertebrae["L3"]
@@ -366,7 +471,7 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
     # Spinal canal (midline) and foramina (parasagittal), behind every body and disc.
     blocks = [*anatomy.vertebrae.values(), *anatomy.discs.values()]
     for block in blocks:
-        reach_up = 400.0 if block.name == "L1" else block.half_height + 3.0
+        reach_up = 400.0 if block.name == anatomy.top_vertebra else block.half_height + 3.0
         low = -(block.half_height + 3.0) if block.name != "S1" else block.half_height - 25.0
         region = canvas.near_block(block, (0.0, block.half_depth + anatomy.canal_depth), (low, reach_up), 32.0)
         s, t = block.local(region.u, region.v)
@@ -382,7 +487,7 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
         s, t = vertebra.local(region.u, region.v)
         a = lateral_depth(vertebra, region.x)
         lateral = region.lateral
-        value = spider_vertebra_number(name)
+        value = vertebra.label
         region.paint(superellipse(s, t, a, vertebra.half_height) & (lateral < vertebra.half_width), "cortex", value)
         core = superellipse(s, t, a - 1.5, vertebra.half_height - 1.5) & (lateral < vertebra.half_width - 1.5)
         region.paint(core, "marrow")
@@ -398,9 +503,11 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
             spinous = (arch_s >= 0) & (arch_s < 32 * scale) & (np.abs(t + 2) < 0.3 * vertebra.half_height) & (lateral < 4)
             region.paint(lamina | spinous, "marrow", value)
 
+    annulus_t1, annulus_t2, annulus_stir = SIGNAL["annulus"]
+    nucleus_t1 = SIGNAL["nucleus_t1"][0]
     for level, disc in anatomy.discs.items():
-        g = anatomy.grades[level]
-        upper, lower = vertebrae_of(level)
+        g = anatomy.disc_grades(level)
+        upper, lower = disc_vertebrae(level)
         depth = disc.half_depth + anatomy.bulge + anatomy.herniation_depth + 1.0
         # Reaches into the neighbouring bodies for the Modic bands and endplate defects.
         span = disc.half_height + 8.0 * scale
@@ -411,18 +518,19 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
         inside = superellipse(s, t, a, disc.half_height, p=2 if g.bulging else 4) & (lateral < disc.half_width)
         region.paint(inside, "annulus", disc.label)
         nucleus = ((s / (0.55 * a)) ** 2 + (t / (0.6 * disc.half_height)) ** 2 <= 1.0) & inside
-        nucleus_t2 = PFIRRMANN_T2[g.pfirrmann]
+        nucleus_t2, nucleus_stir = PFIRRMANN_T2[g.pfirrmann], PFIRRMANN_STIR[g.pfirrmann]
         if g.pfirrmann >= 3:  # lost nucleus/annulus distinction: the annulus darkens toward the nucleus
-            region.paint(inside, (SIGNAL["annulus"][0], 0.5 * (SIGNAL["annulus"][1] + nucleus_t2)))
-        region.paint(nucleus, (SIGNAL["nucleus_t1"][0], nucleus_t2))
+            region.paint(inside, (annulus_t1, 0.5 * (annulus_t2 + nucleus_t2), 0.5 * (annulus_stir + nucleus_stir)))
+        region.paint(nucleus, (nucleus_t1, nucleus_t2, nucleus_stir))
         if g.pfirrmann == 2:  # horizontal intranuclear cleft
-            region.paint(nucleus & (np.abs(t) < 0.6), (SIGNAL["nucleus_t1"][0], 0.45))
+            region.paint(nucleus & (np.abs(t) < 0.6), (nucleus_t1, 0.45, 0.42))
         if g.pfirrmann >= 3:  # inhomogeneous grey: a fixed pattern of darker streaks
-            region.paint(nucleus & (np.sin(s * 1.3 + t * 0.7) > 0.6), (SIGNAL["nucleus_t1"][0], nucleus_t2 * 0.6))
+            streaks = nucleus & (np.sin(s * 1.3 + t * 0.7) > 0.6)
+            region.paint(streaks, (nucleus_t1, nucleus_t2 * 0.6, nucleus_stir * 0.6))
         if g.herniation:  # focal posterior protrusion into the canal
             hs = s - a
             blob = ((hs / anatomy.herniation_depth) ** 2 + (t / (0.55 * disc.half_height)) ** 2 <= 1.0) & (hs >= -1)
-            region.paint(blob & (lateral < 8), (SIGNAL["annulus"][0], 0.5 * SIGNAL["annulus"][1] + 0.2), disc.label)
+            region.paint(blob & (lateral < 8), (annulus_t1, 0.5 * annulus_t2 + 0.2, 0.5 * annulus_stir + 0.2), disc.label)
         for vertebra_name, has_defect, sign in ((upper, g.up_endplate, 1.0), (lower, g.low_endplate, -1.0)):
             vertebra = anatomy.vertebrae[vertebra_name]
             bs, bt = vertebra.local(region.u, region.v)
@@ -431,13 +539,23 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
             core = superellipse(bs, bt, lateral_depth(vertebra, region.x) - 1.5, vertebra.half_height - 1.5)
             band = core & (np.abs(bt - edge) < 5.0 * scale) & (lateral < vertebra.half_width - 1.5)
             if g.modic:
-                region.paint(band, MODIC_SIGNAL[g.modic])
+                region.paint(band, (*MODIC_SIGNAL[g.modic], MODIC_STIR[g.modic]))
             if has_defect:  # Schmorl node: disc material pushed into the endplate
                 nu, nv = disc.point(-0.1 * disc.half_depth, sign * disc.half_height)
                 node = ((region.u - nu) ** 2 + (region.v - nv) ** 2 <= (3.2 * scale) ** 2) & (lateral < 10)
-                region.paint(node & (region.labels == vertebra.label), (SIGNAL["annulus"][0], nucleus_t2 * 0.8), disc.label)
+                node_signal = (annulus_t1, nucleus_t2 * 0.8, nucleus_stir * 0.8)
+                region.paint(node & (region.labels == vertebra.label), node_signal, disc.label)
+        # At the disc's height the canal starts at the disc's posterior margin: the corners of the bodies around
+        # a wedged or narrowed disc (the deep sacrum most of all) do not reach past it into the canal.
+        margin = disc.half_depth + (anatomy.bulge if g.bulging else 0.0)
+        behind = canvas.near_block(disc, (0.0, margin + anatomy.canal_depth), (-disc.half_height, disc.half_height),
+                                   CANAL_HALF_WIDTH)
+        s, t = disc.local(behind.u, behind.v)
+        bone = np.isin(behind.labels, [anatomy.vertebrae[upper].label, anatomy.vertebrae[lower].label])
+        cut = bone & (s >= margin) & (s < margin + anatomy.canal_depth) & (np.abs(t) <= disc.half_height)
+        behind.paint(cut & (behind.lateral < CANAL_HALF_WIDTH), "csf", SPIDER_CANAL)
 
-    for level in LEVELS:  # nerve roots in the foramina
+    for level in anatomy.discs:  # nerve roots in the foramina
         for side in ("left", "right"):
             fx, fu, fv = anatomy.foramen_point(level, side)
             region = canvas.near((fu, fv), 4.0 * scale)
@@ -464,7 +582,7 @@ def partial_vertebrae(labels: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
     border[:, 0, :] = border[:, -1, :] = border[:, :, 0] = border[:, :, -1] = True
     out = labels.copy()
     for value in np.unique(labels[border]):
-        if 1 <= value <= len(VERTEBRAE):
+        if 1 <= value <= SPIDER_MAX_VERTEBRA:
             out[labels == value] = value + SPIDER_PARTIAL_OFFSET
     return out
 
@@ -503,17 +621,45 @@ class SeriesGeometry:
 
 
 def sagittal_geometry(
-    rng: np.random.Generator, slices: int, rows: int, columns: int, fov_mm: float, thickness: float
+    rng: np.random.Generator, slices: int, rows: int, columns: int, fov_mm: float, thickness: float,
+    max_shift: float = 18.0, keep: Sequence[tuple[float, float, float]] = (), margin_mm: float = 0.0,
 ) -> SeriesGeometry:
-    """A sagittal series around the spine, shifted so that landmarks never sit at fixed pixels."""
+    """A sagittal series around the spine, shifted so that landmarks never sit at fixed pixels.
+
+    The shift (mm, antero-posterior and supero-inferior) is drawn up to ``max_shift``; with ``keep`` points it
+    is drawn among the shifts that hold every one of them in the image, at least ``margin_mm`` from its border.
+    """
     spacing = fov_mm / columns
-    shift = rng.uniform(-18, 18, 2)
+    if keep:
+        points = np.array(keep, dtype=np.float64)
+        # Columns run posterior (+u) and rows inferior (-v) from the image centre.
+        half = np.array([(columns - 1) / 2, (rows - 1) / 2]) * spacing - margin_mm
+        low = points[:, 1:].max(axis=0) - half - NOMINAL_CENTER
+        high = points[:, 1:].min(axis=0) + half - NOMINAL_CENTER
+        shift = np.array([
+            float(rng.uniform(*allowed_shift(float(lo), float(hi), max_shift))) for lo, hi in zip(low, high, strict=True)
+        ])
+    else:
+        shift = rng.uniform(-max_shift, max_shift, 2)
     return SeriesGeometry(
         size=(columns, rows, slices),
         spacing=(spacing, spacing, thickness),
         direction=SAGITTAL_DIRECTION,
-        center=(float(rng.uniform(-0.4, 0.4) * thickness), float(10 + shift[0]), float(-25 + shift[1])),
+        center=(float(rng.uniform(-0.4, 0.4) * thickness), float(NOMINAL_CENTER[0] + shift[0]),
+                float(NOMINAL_CENTER[1] + shift[1])),
     )
+
+
+def allowed_shift(low: float, high: float, max_shift: float) -> tuple[float, float]:
+    """The shifts within ``max_shift`` that also lie in ``[low, high]`` (the range that keeps points inside).
+
+    When the two do not meet, keeping the points inside wins; when nothing keeps them all inside, the middle.
+    """
+    if low > high:
+        middle = (low + high) / 2
+        return middle, middle
+    lo, hi = max(low, -max_shift), min(high, max_shift)
+    return (lo, hi) if lo <= hi else (low, high)
 
 
 def axial_geometry(anatomy: SpineAnatomy, rng: np.random.Generator, size: int, fov_mm: float,
@@ -543,17 +689,25 @@ def render_series(
     geometry: SeriesGeometry,
     rng: np.random.Generator,
     contrasts: tuple[str, ...] = ("t1", "t2"),
+    gain_range: tuple[float, float] = (700.0, 1400.0),
+    noise_range: tuple[float, float] | None = None,
 ) -> tuple[dict[str, sitk.Image], sitk.Image]:
-    """Images of ``contrasts`` (``'t1'``, ``'t2'``) and the SPIDER-valued mask, rendered once for a geometry.
+    """Images of ``contrasts`` (``'t1'``, ``'t2'``, ``'stir'``) and the SPIDER-valued mask, rendered once.
 
-    Each contrast gets its own scanner gain, bias field and noise.
+    Each contrast gets its own scanner gain (drawn from ``gain_range``), bias field and noise (its level drawn
+    from ``noise_range`` when given, else the default of :func:`noise_and_bias`).
     """
     template = geometry.empty_image()
     rendered = render_image(anatomy, template)
     images: dict[str, sitk.Image] = {}
     for contrast in contrasts:
-        signal = rendered.t1 if contrast == "t1" else rendered.t2
-        image = sitk.GetImageFromArray(noise_and_bias(signal, rng, float(rng.uniform(700, 1400))))
+        signal = rendered.signal(contrast)
+        gain = float(rng.uniform(*gain_range))
+        if noise_range is None:
+            array = noise_and_bias(signal, rng, gain)
+        else:
+            array = noise_and_bias(signal, rng, gain, sigma=float(rng.uniform(*noise_range)))
+        image = sitk.GetImageFromArray(array)
         image.CopyInformation(template)
         images[contrast] = image
     mask = sitk.GetImageFromArray(partial_vertebrae(rendered.labels))

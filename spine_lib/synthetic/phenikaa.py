@@ -27,7 +27,14 @@ from spine_lib.synthetic.truth import disc_truths, relative, series_truth
 
 #: An ID that appears in the tables but belongs to no patient (a typo in the export): list it as corrupted.
 CORRUPTED_ID = "25001"
-SERIES = (("SAG_T1", "t1", "Sag T1 TSE"), ("SAG_T2", "t2", "Sag T2 TSE"))
+#: Series folders and descriptions as different scanners and export tools write them, one style per patient in
+#: turn (the crops builder must tell sagittal T1 from T2 by description, whatever the folder is called).
+SERIES_STYLES: tuple[tuple[tuple[str, str, str], ...], ...] = (
+    (("SAG_T1", "t1", "Sag T1 TSE"), ("SAG_T2", "t2", "Sag T2 TSE")),
+    (("S0002", "t1", "T1_TSE_SAG_320"), ("S0003", "t2", "T2_TSE_SAG_384")),
+    (("series_7", "t2", "t2w sag"), ("series_8", "t1", "t1w sag")),
+    (("SAG_T2_FS", "t2", "SAG T2 FS"), ("SAG_T1", "t1", "SAG T1")),
+)
 
 
 def folder_name(patient: SyntheticPatient, with_birth_year: bool, copy: int = 1) -> str:
@@ -77,7 +84,7 @@ def write_phenikaa(layout: DataLayout, patients: int, seed: int, size: RenderSiz
         folder = folder_name(person, with_birth_year=index % 4 == 1)
         study = layout.phenikaa_images / folder
         series_truths = []
-        for number, (sub, contrast, description) in enumerate(SERIES, start=1):
+        for number, (sub, contrast, description) in enumerate(SERIES_STYLES[index % len(SERIES_STYLES)], start=1):
             info = DicomSeriesInfo(
                 series_description=description,
                 series_number=number,

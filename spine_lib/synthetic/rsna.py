@@ -1,8 +1,14 @@
-"""RSNA 2024-like source: DICOM studies (Sagittal T1, Sagittal T2/STIR, Axial T2) and the competition CSVs."""
+"""RSNA 2024-like source: DICOM studies (Sagittal T1, Sagittal T2/STIR, Axial T2) and the competition CSVs.
+
+The studies vary the way real scanners and patients do (see :class:`StudyDraw`): field of view, anatomy
+scale, tilt, where the spine sits in the frame, how many thoracic vertebrae are in view, T2 or STIR for the
+"Sagittal T2/STIR" series, gain and noise. Every lumbar landmark stays inside its series.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +22,9 @@ from spine_lib.sources import rsna as source
 from spine_lib.sources.rsna import AX_T2, CONDITIONS, SAG_T1, SAG_T2, SERIES_DESCRIPTIONS, condition_column
 from spine_lib.synthetic.phantom import (
     FORAMEN_X,
+    THORACIC,
     DiscGrades,
+    SeriesGeometry,
     SpineAnatomy,
     axial_geometry,
     build_anatomy,
@@ -30,6 +38,58 @@ from spine_lib.synthetic.truth import disc_truths, relative, series_truth
 SAGITTAL_T1 = SERIES_DESCRIPTIONS[SAG_T1]
 SAGITTAL_T2 = SERIES_DESCRIPTIONS[SAG_T2]
 AXIAL_T2 = SERIES_DESCRIPTIONS[AX_T2]
+
+#: Field of view of the sagittal series (mm); the pixel spacing follows at the requested image size.
+FOV_RANGE = (200.0, 360.0)
+SCALE_RANGE = (0.8, 1.2)
+MAX_TILT = 15.0  # degrees
+#: How far the spine may sit off the centre of a sagittal series, as a share of its field of view ...
+SHIFT_SHARE = 0.25
+#: ... while every lumbar landmark stays at least this share of the field of view inside the image.
+MARGIN_SHARE = 0.04
+#: Share of the studies whose "Sagittal T2/STIR" series is a STIR.
+STIR_SHARE = 1 / 3
+GAIN_RANGE = (450.0, 2000.0)
+NOISE_RANGE = (0.015, 0.045)
+#: DICOM attributes of a STIR series (an inversion recovery with a short inversion time).
+STIR_ATTRIBUTES = {"ScanningSequence": "IR", "InversionTime": "150"}
+
+
+@dataclass(frozen=True)
+class StudyDraw:
+    """What was drawn for one study (recorded in its truth so that benchmarks can report by kind)."""
+
+    fov_mm: float
+    scale: float
+    tilt_degrees: float
+    thoracic: int
+    contrast: str  # of the "Sagittal T2/STIR" series: "t2" or "stir"
+
+
+def draw_study(rng: np.random.Generator) -> tuple[StudyDraw, SpineAnatomy]:
+    """A study's field of view, thoracic count, contrast and tilt, and the spine built with them."""
+    fov = float(rng.uniform(*FOV_RANGE))
+    thoracic = int(rng.integers(0, len(THORACIC) + 1))
+    contrast = "stir" if rng.random() < STIR_SHARE else "t2"
+    tilt = float(rng.uniform(-MAX_TILT, MAX_TILT))
+    anatomy = build_anatomy(rng, tilt_degrees=tilt, thoracic=thoracic, scale_range=SCALE_RANGE)
+    draw = StudyDraw(fov_mm=round(fov, 3), scale=round(anatomy.scale, 4), tilt_degrees=round(tilt, 3),
+                     thoracic=thoracic, contrast=contrast)
+    return draw, anatomy
+
+
+def sagittal_landmarks(anatomy: SpineAnatomy) -> list[tuple[float, float, float]]:
+    """Every point annotated on a sagittal series: the canal point and both foramina of each lumbar disc."""
+    return [p for level in LEVELS for p in (anatomy.canal_point(level), anatomy.foramen_point(level, "left"),
+                                            anatomy.foramen_point(level, "right"))]
+
+
+def sagittal_series(rng: np.random.Generator, anatomy: SpineAnatomy, draw: StudyDraw, size: RenderSize,
+                    slices: int) -> SeriesGeometry:
+    """A sagittal series of the study's field of view, the spine shifted in it with its landmarks inside."""
+    return sagittal_geometry(rng, slices, size.rows, size.columns, draw.fov_mm, size.thickness,
+                             max_shift=SHIFT_SHARE * draw.fov_mm, keep=sagittal_landmarks(anatomy),
+                             margin_mm=MARGIN_SHARE * draw.fov_mm)
 
 
 def severity(condition: str, grades: DiscGrades) -> str:
@@ -61,19 +121,21 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
     for index in range(studies):
         rng = np.random.default_rng([seed, 2, index])
         study_id = int(rng.integers(10**7, 5 * 10**9))
-        anatomy = build_anatomy(rng)
+        draw, anatomy = draw_study(rng)
         # Sagittal stacks wide enough to hold both neural foramina (annotated on parasagittal slices).
         slices = max(size.slices, math.ceil(2 * (FORAMEN_X + size.thickness) / size.thickness) + 1)
         geometries = {
-            SAGITTAL_T1: (sagittal_geometry(rng, slices, size.rows, size.columns, size.fov_mm, size.thickness), "t1"),
-            SAGITTAL_T2: (sagittal_geometry(rng, slices, size.rows, size.columns, size.fov_mm, size.thickness), "t2"),
+            SAGITTAL_T1: (sagittal_series(rng, anatomy, draw, size, slices), "t1"),
+            SAGITTAL_T2: (sagittal_series(rng, anatomy, draw, size, slices), draw.contrast),
             AXIAL_T2: (axial_geometry(anatomy, rng, max(size.rows // 2, 64), 200.0, 4.0), "t2"),
         }
-        study_truth: dict[str, Any] = {"study_id": study_id, "series": [], "discs": disc_truths(anatomy)}
+        study_truth: dict[str, Any] = {"study_id": study_id, "series": [], "discs": disc_truths(anatomy),
+                                       "drawn": vars(draw)}
         images: dict[str, tuple[sitk.Image, int]] = {}
         for number, (description, (geometry, contrast)) in enumerate(geometries.items(), start=1):
             series_id = int(rng.integers(10**8, 4 * 10**9))
-            rendered, _ = render_series(anatomy, geometry, rng, contrasts=(contrast,))
+            rendered, _ = render_series(anatomy, geometry, rng, contrasts=(contrast,), gain_range=GAIN_RANGE,
+                                        noise_range=NOISE_RANGE)
             image = rendered[contrast]
             folder = source.series_folder(root, study_id, series_id)
             info = DicomSeriesInfo(
@@ -82,6 +144,7 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
                 patient_id=str(study_id),
                 series_uid=deterministic_uid("rsna", seed, study_id, series_id),
                 study_uid=deterministic_uid("rsna-study", seed, study_id),
+                extra=dict(STIR_ATTRIBUTES) if contrast == "stir" else {},
             )
             write_dicom_series(image, folder, info)
             images[description] = (image, series_id)
@@ -89,7 +152,8 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
             kind = {SAGITTAL_T1: "sag_t1", SAGITTAL_T2: "sag_t2", AXIAL_T2: "axial_t2"}[description]
             relative_folder = relative(layout, folder)
             entry = series_truth(image, anatomy, relative_folder, kind, series_uid=info.series_uid)
-            study_truth["series"].append({"series_id": series_id, "description": description, **vars(entry)})
+            study_truth["series"].append({"series_id": series_id, "description": description, "contrast": contrast,
+                                          **vars(entry)})
         row: dict[str, object] = {"study_id": study_id}
         for condition, (series_type, kind, side) in CONDITIONS.items():
             image, series_id = images[SERIES_DESCRIPTIONS[series_type]]

@@ -194,6 +194,11 @@ class LocalizationConfig(TrainingConfig):
     levels: Annotated[list[str] | None, tyro.conf.arg(help="Only these levels (L4/L5 L5/S1).")] = None
     image_size: Annotated[tuple[int, int], tyro.conf.arg(help="Model input size (H W).")] = (224, 224)
     augment: Annotated[bool, tyro.conf.arg(help="Augment training images (points move with the image).")] = True
+    augmentation: Annotated[
+        Literal["light", "scanner"],
+        tyro.conf.arg(help="How much: light (small pose/intensity changes) or scanner (field of view and scale "
+                           "0.6-1.6x, rotation +-20 deg, position, gamma, inverted contrast, blur, noise, bias)."),
+    ] = "scanner"
     group_levels: Annotated[
         bool, tyro.conf.arg(help="Train on every level of an image at once (one backbone pass per image).")
     ] = True

@@ -25,7 +25,7 @@ class VisualizeConfig(BaseConfig):
 
     input_path: Annotated[
         Path, tyro.conf.arg(help="DICOM series folder, DICOM file or volume; with --batch, a folder of them.")
-    ] = DEFAULT_LAYOUT.classification / "images"
+    ] = DEFAULT_LAYOUT.phenikaa_export / "images"
     output_path: Annotated[Path, tyro.conf.arg(help="Output folder of the views.")] = Path("results/segmentation")
     model_path: Annotated[
         Path, tyro.conf.arg(help="nnU-Net model folder, its Dataset folder, or the results root above it.")

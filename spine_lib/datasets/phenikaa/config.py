@@ -26,7 +26,9 @@ class PreprocessConfig(BaseConfig):
     data_path: Annotated[Path, tyro.conf.arg(help="Phenikaa export (reports/, images/, tables/).")] = (
         DEFAULT_LAYOUT.phenikaa
     )
-    output_path: Annotated[Path, tyro.conf.arg(help="Dataset output (no PHI).")] = DEFAULT_LAYOUT.classification
+    output_path: Annotated[Path, tyro.conf.arg(help="Export of the matched patients (no PHI).")] = (
+        DEFAULT_LAYOUT.phenikaa_export
+    )
     interim_path: Annotated[Path, tyro.conf.arg(help="Per-report fields, matches, rejects (PHI).")] = (
         DEFAULT_LAYOUT.phenikaa_interim
     )
@@ -55,7 +57,7 @@ class PreprocessConfig(BaseConfig):
 
     @classmethod
     def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
-        return {"data_path": layout.phenikaa, "output_path": layout.classification,
+        return {"data_path": layout.phenikaa, "output_path": layout.phenikaa_export,
                 "interim_path": layout.phenikaa_interim, "det_model_dir": layout.ocr_detection_model,
                 "rec_weights": layout.ocr_recognition_weights}
 

@@ -15,13 +15,14 @@ from spine_lib.datasets.phenikaa.config import PreprocessConfig
 from spine_lib.datasets.phenikaa.export import export_images
 from spine_lib.datasets.phenikaa.inbox import report_files
 from spine_lib.datasets.phenikaa.reports import load_report_fields, write_report_table
+from spine_lib.formats import phenikaa_export
+from spine_lib.formats.phenikaa_export import LABELS_FILE
 from spine_lib.io.records import read_records_csv, write_records_csv
 from spine_lib.sources.phenikaa import IMAGES, TABLES
 
 if TYPE_CHECKING:
     from spine_lib.matching.patients import MatchResult
 
-LABELS_FILE = "radiological_labels.csv"
 MATCHES_FILE = "matches.csv"
 REJECTS_FILE = "rejects.csv"
 MATCH_COLUMNS = ["patient_id", "report_file", "image_folder", "repeat_folders", "score", "status", "reason"]
@@ -110,7 +111,7 @@ def match_patients(config: PreprocessConfig) -> PhenikaaReport:
         level = level_from_phenikaa_ivd_label(int(row["ivd_label"]))
         labels.append({"patient_id": pid, "level": level, **{k: v for k, v in row.items() if k != "patient_id"}})
 
-    exported = export_images(matched_folders, config.output_path / IMAGES, config.image_export)
+    exported = export_images(matched_folders, config.output_path / phenikaa_export.IMAGES_FOLDER, config.image_export)
     label_columns = ["patient_id", "level", *[c for c in tables.data.columns if c != "patient_id"]]
     write_records_csv(labels, config.output_path / LABELS_FILE, columns=label_columns)
     write_report_table(records, config.interim_path)

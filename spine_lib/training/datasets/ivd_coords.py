@@ -21,6 +21,7 @@ image gives the annotated pixel back. Augmentation maps the point ``coords * ima
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,10 +41,35 @@ SPLITS = ("train", "val", "test", "all")
 CACHE_BYTES = 2 * 1024**3  # resized uint8 images kept in memory per process
 #: datasets with at most this many images read them all when built: DataLoader workers (forked) inherit them
 PRELOAD_MAX_IMAGES = 4000
-#: augmentation ranges
-ROTATION_DEGREES = 10.0
-SCALE_RANGE = (0.9, 1.1)
-TRANSLATION_FRACTION = 0.08
+Augmentation = Literal["light", "scanner"]
+
+
+@dataclass(frozen=True)
+class AugmentationRanges:
+    """How far an augmented item may differ from its image: geometry, then intensity (probabilities per item)."""
+
+    rotation_degrees: float
+    scale: tuple[float, float]  # drawn log-uniformly
+    translation_fraction: float
+    gamma: tuple[float, float]  # drawn log-uniformly
+    invert: float = 0.0  # probability of inverted contrast (fat/water swapped, T1 vs T2 look)
+    blur: float = 0.0  # probability of a Gaussian blur of sigma up to ``blur_sigma`` px
+    blur_sigma: float = 1.5
+    noise: float = 0.5  # probability of Gaussian noise of sigma up to ``noise_sigma``
+    noise_sigma: float = 0.03
+    bias: float = 0.0  # probability of a smooth multiplicative bias field of amplitude up to ``bias_amplitude``
+    bias_amplitude: float = 0.35
+
+
+#: ``light``: small pose and intensity changes (images like the training set); ``scanner``: what real scanners and
+#: patients vary: field of view and scale 0.6-1.6x, rotation +-20 deg, the spine anywhere in the frame, gamma,
+#: inverted contrast, blur, noise and bias fields.
+AUGMENTATIONS: dict[str, AugmentationRanges] = {
+    "light": AugmentationRanges(rotation_degrees=10.0, scale=(0.9, 1.1), translation_fraction=0.08,
+                                gamma=(0.8, 1.25)),
+    "scanner": AugmentationRanges(rotation_degrees=20.0, scale=(0.6, 1.6), translation_fraction=0.2,
+                                  gamma=(0.5, 2.0), invert=0.15, blur=0.3, noise=0.6, noise_sigma=0.06, bias=0.5),
+}
 POINT_MARGIN = 2.0  # pixels the point keeps from the border after augmentation
 AUGMENT_TRIES = 10
 
@@ -74,26 +100,41 @@ def split_studies(studies: Sequence[str], val_fraction: float = 0.2, test_fracti
     return assignment
 
 
-def affine_matrix(rng: np.random.Generator, width: int, height: int) -> npt.NDArray[np.float64]:
+def log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
+
+
+def affine_matrix(rng: np.random.Generator, width: int, height: int,
+                  ranges: AugmentationRanges = AUGMENTATIONS["light"]) -> npt.NDArray[np.float64]:
     """A random rotation/scale about the image centre plus a translation, as the 2x3 matrix cv2 uses."""
-    angle = rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES)
-    scale = rng.uniform(*SCALE_RANGE)
+    angle = rng.uniform(-ranges.rotation_degrees, ranges.rotation_degrees)
+    scale = log_uniform(rng, ranges.scale)
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     matrix = np.asarray(cv2.getRotationMatrix2D(centre, angle, scale), dtype=np.float64)
-    matrix[0, 2] += rng.uniform(-TRANSLATION_FRACTION, TRANSLATION_FRACTION) * width
-    matrix[1, 2] += rng.uniform(-TRANSLATION_FRACTION, TRANSLATION_FRACTION) * height
+    shift = ranges.translation_fraction
+    matrix[0, 2] += rng.uniform(-shift, shift) * width
+    matrix[1, 2] += rng.uniform(-shift, shift) * height
     return matrix
 
 
 def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
-                     noise_field: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
-    """An 8-bit image as [0, 1] floats with random contrast, brightness and gamma (one lookup table) and, half
-    of the time, a little Gaussian noise (a random window of ``noise_field``, at least twice the image size,
-    when given: cheaper than drawing fresh noise for every item)."""
+                     noise_field: npt.NDArray[np.float32] | None = None,
+                     ranges: AugmentationRanges = AUGMENTATIONS["light"]) -> npt.NDArray[np.float32]:
+    """An 8-bit image as [0, 1] floats with random contrast, brightness and gamma (one lookup table; inverted at
+    times), then, by the ranges' probabilities, a blur, a smooth bias field and Gaussian noise (a random window of
+    ``noise_field``, at least twice the image size, when given: cheaper than fresh noise for every item)."""
     values = np.arange(256, dtype=np.float32) / 255.0
-    table = np.clip(values * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1), 0.0, 1.0) ** rng.uniform(0.8, 1.25)
+    if rng.random() < ranges.invert:
+        values = 1.0 - values
+    table = np.clip(values * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1), 0.0, 1.0) ** log_uniform(rng, ranges.gamma)
     out = table.astype(np.float32).take(image)
-    if rng.random() < 0.5:
+    if rng.random() < ranges.blur:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, ranges.blur_sigma)))
+    if rng.random() < ranges.bias:
+        coarse = rng.uniform(-1.0, 1.0, (4, 4)).astype(np.float32)
+        field = cv2.resize(coarse, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
+        out = out * (1.0 + np.float32(rng.uniform(0.0, ranges.bias_amplitude)) * field)
+    if rng.random() < ranges.noise:
         h, w = out.shape
         if noise_field is None or noise_field.shape[0] < h or noise_field.shape[1] < w:
             noise = rng.standard_normal((h, w), dtype=np.float32)
@@ -101,9 +142,8 @@ def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
             top = int(rng.integers(0, noise_field.shape[0] - h + 1))
             left = int(rng.integers(0, noise_field.shape[1] - w + 1))
             noise = noise_field[top:top + h, left:left + w]
-        out += noise * np.float32(rng.uniform(0.005, 0.03))
-        np.clip(out, 0.0, 1.0, out=out)
-    return out
+        out += noise * np.float32(rng.uniform(0.005, ranges.noise_sigma))
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def group_by_image(records: Sequence[IVDRecord], level_indices: npt.NDArray[np.int64]) -> list[list[int]]:
@@ -138,6 +178,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         test_fraction: float = 0.0,
         seed: int = 42,
         group_levels: bool = False,
+        augmentation: Augmentation = "scanner",
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -145,6 +186,9 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         self.split = split
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.augment = augment
+        if augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {augmentation!r}")
+        self.ranges = AUGMENTATIONS[augmentation]
         self.seed = seed
         rows = read_annotations(self.data_path)
         if series_types is not None:
@@ -249,7 +293,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
             warped, points = self.warp(image, points, rng)
             if self._noise is None:
                 self._noise = np.random.default_rng(self.seed).standard_normal((2 * out_h, 2 * out_w), dtype=np.float32)
-            pixels = jitter_intensity(warped, rng, self._noise)
+            pixels = jitter_intensity(warped, rng, self._noise, self.ranges)
         else:
             pixels = image.astype(np.float32) * np.float32(1 / 255)
         channels = np.empty((3, out_h, out_w), dtype=np.float32)
@@ -265,7 +309,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         out_h, out_w = image.shape[:2]
         homogeneous = np.hstack([points, np.ones((len(points), 1))])
         for _ in range(AUGMENT_TRIES):
-            matrix = affine_matrix(rng, out_w, out_h)
+            matrix = affine_matrix(rng, out_w, out_h, self.ranges)
             moved = homogeneous @ matrix.T
             if (np.all(moved >= POINT_MARGIN) and np.all(moved[:, 0] <= out_w - 1 - POINT_MARGIN)
                     and np.all(moved[:, 1] <= out_h - 1 - POINT_MARGIN)):

@@ -64,6 +64,7 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
             config.data_path, split=split, series_types=config.series_types, levels=config.levels,  # type: ignore[arg-type]
             image_size=tuple(config.image_size), augment=augment, val_fraction=config.val_fraction,  # type: ignore[arg-type]
             test_fraction=config.test_fraction, seed=config.seed, group_levels=group_levels,
+            augmentation=config.augmentation,
         )
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
