@@ -61,6 +61,10 @@ def main() -> None:
                         help="train on one (image, level) item at a time instead of all levels of an image")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augmentation", default="scanner", choices=["light", "scanner"])
+    parser.add_argument("--weights", type=Path, default=None, help="keep the trained run here (default: temporary)")
+    parser.add_argument("--style-b", type=int, default=0,
+                        help="also score the best model on this many images of the unseen synthetic style")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +76,8 @@ def main() -> None:
         synth_seconds = time.perf_counter() - t0
         report = build_ivd_coords(IVDDatasetConfig(base_path=root))
         config = LocalizationConfig(
-            data_path=root / "processed/ivd_coords", weights_path=Path(tmp) / "weights", model_variant=args.variant,
+            data_path=root / "processed/ivd_coords", weights_path=args.weights or Path(tmp) / "weights",
+            model_variant=args.variant, augmentation=args.augmentation,
             image_size=(args.image_size, args.image_size), batch_size=args.batch_size, num_epochs=args.epochs,
             learning_rate=args.learning_rate, head_type=args.head, device=args.device, val_fraction=0.1,
             test_fraction=0.2, max_train_minutes=args.minutes, visualize_predictions=False, early_stopping=False,
@@ -85,7 +90,22 @@ def main() -> None:
         groups = getattr(trainer.train_dataset, "groups", [])
         train_points = sum(len(g) for g in groups) if groups else len(trainer.train_dataset)  # type: ignore[arg-type]
         points_per_image = train_points / max(1, len(trainer.train_dataset))  # type: ignore[arg-type]
+        style_b: dict[str, object] = {}
+        if args.style_b:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("style_b_bench", Path(__file__).with_name(
+                "style_b_localization.py"))
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            from spine_lib.synthetic.style_b import write_style_b_set
+
+            folder = write_style_b_set(Path(tmp) / "style_b", args.style_b, seed=args.seed + 1000)
+            style_b = module.evaluate(folder, trainer.unwrapped_model.eval(), (args.image_size, args.image_size),
+                                      str(trainer.accelerator.device), 16)
         print(json.dumps({
+            "augmentation": args.augmentation,
             "device": trainer.device_choice.device,
             "torch_threads": torch.get_num_threads(),
             "studies": report.studies, "annotations": report.annotations,
@@ -106,6 +126,7 @@ def main() -> None:
             "train_images_per_second": round(result.train_images_per_second, 1),
             "train_points_per_second": round(result.train_images_per_second * points_per_image, 1),
             "inference_images_per_second": round(inference_rate(trainer, "test", 32), 1),
+            "style_b": style_b,
         }, indent=2))
 
 

@@ -32,7 +32,6 @@ if SPEC is None:
 
 #: commands of the specification not built yet: skipped with this reason until spine_lib.cli knows them
 PENDING = {
-    "train classification": "not built yet: the classification trainer comes later",
 }
 #: (command, flag) -> why our default deliberately differs from the specification's
 DEVIATIONS = {
@@ -43,6 +42,8 @@ DEVIATIONS = {
     ("dataset classification", "--device"): "auto takes CUDA when there is one, else the CPU",
     ("dataset classification", "--model-variant"): "read from the checkpoint; given, it must match the checkpoint",
     ("dataset classification", "--image-size"): "the size the localization model was trained at",
+    ("train classification", "--pretrained"): "ImageNet weights come only from a local file (nothing is downloaded), "
+                                             "so a fresh machine trains from scratch unless told otherwise",
     ("dataset phenikaa", "--output-path"): "the hospital export has a folder of its own (data/processed/phenikaa); "
                                            "data/processed/classification holds the IVD crops",
 }
@@ -57,6 +58,8 @@ DESCRIBED: dict[tuple[str, str], Callable[[Any], bool]] = {
     # "weights/<task>/<run_id>": filled in when the run starts
     ("train localization", "--output-path"): lambda c: c.output_path is None and (
         (r := c.resolved()).output_path == Path("weights") / "localization" / r.run_id),
+    ("train classification", "--output-path"): lambda c: c.output_path is None and (
+        (r := c.resolved()).output_path == Path("weights") / "classification" / r.run_id),
     # "Auto-generated"
     ("train localization", "--run-id"): lambda c: c.run_id is None and bool(c.resolved().run_id),
     # "Same as run_id": None, and the tracker names the run after the run id

@@ -27,7 +27,7 @@ def test_definitions_hold_assets_and_resources() -> None:
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
     assert keys == {"data_root", "spider_raw", "rsna_raw", "phenikaa_raw", "phenikaa_report", "phenikaa_report_table",
                     "phenikaa_patients", "ivd_coords_dataset", "spider_nnunet_dataset", "nnunet_model",
-                    "localization_model", "ivd_crops"}
+                    "localization_model", "ivd_crops", "classifier_model"}
     assert isinstance(definitions.resources["paths"], DataRoot)  # type: ignore[index]
     assert {j.name for j in definitions.resolve_all_job_defs()} >= {"phenikaa_report_job", "phenikaa_rematch_job"}
     assert [s.name for s in definitions.sensors or []] == ["phenikaa_reports_sensor"]

@@ -23,16 +23,18 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
             "--size", "64")
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert ("Materialized:     data_root, ivd_coords_dataset, ivd_crops, localization_model, nnunet_model, "
-            "phenikaa_patients, phenikaa_raw, phenikaa_report, phenikaa_report_table, rsna_raw, spider_nnunet_dataset, "
-            "spider_raw") in first.stdout
+    assert ("Materialized:     classifier_model, data_root, ivd_coords_dataset, ivd_crops, localization_model, "
+            "nnunet_model, phenikaa_patients, phenikaa_raw, phenikaa_report, phenikaa_report_table, rsna_raw, "
+            "spider_nnunet_dataset, spider_raw") in first.stdout
     checks = re.search(r"Asset checks:     (\d+)/(\d+) passed(?: \(failed: (.*)\))?", first.stdout)
-    assert checks is not None and checks.group(2) == "16"
+    assert checks is not None and checks.group(2) == "18"
     # on two tiny patients only the models' quality floors may fail; every data check passes
     # (and the crops of the Phenikaa patients, whose points come from that briefly trained localizer)
     assert set((checks.group(3) or "").split(", ")) <= {"", "nnunet_model:nnunet_validation_dice",
                                                         "localization_model:localization_val_pck",
-                                                        "ivd_crops:ivd_crops_on_their_discs"}
+                                                        "ivd_crops:ivd_crops_on_their_discs",
+                                                        "classifier_model:classifier_beats_baselines",
+                                                        "classifier_model:classifier_pfirrmann_kappa"}
     assert "Synthetic data:   written" in first.stdout
     assert (tmp_path / "data/truth/spider.json").is_file()
     assert f"DAGSTER_HOME={tmp_path / 'dh'}" in first.stdout
@@ -46,7 +48,7 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Synthetic data" not in second.stdout  # the existing data root is reused
     assert "phenikaa_report," not in second.stdout  # and no report is read twice
-    assert "Up to date:       localization_model, nnunet_model" in second.stdout
+    assert "Up to date:       classifier_model, localization_model, nnunet_model" in second.stdout
     assert "_model," not in second.stdout.split("Materialized:")[1].split("\n")[0]
     assert re.search(r"Asset checks:     1[34]/14 passed", second.stdout)  # the crops' on-disc check may fail
     crops = (tmp_path / "data/processed/classification/annotations.csv").read_text().splitlines()

@@ -20,7 +20,7 @@ from spine_lib.datasets.classification import (
     build_classification_dataset,
 )
 from spine_lib.datasets.classification.discs import find_sagittal_series
-from spine_lib.datasets.classification.geometry import CropBox, crop_box, cut_crop, disc_point_from_mask
+from spine_lib.inference.disc_crops import CropBox, crop_box, cut_crop, disc_point_from_mask
 from spine_lib.inference.localization import DiscLocalization, DiscLocalizer, DiscPoint, check_disc_points
 from spine_lib.inference.localization import mid_sagittal_slice as mid_slice
 from spine_lib.io.sagittal import SagittalVolume, sagittal_volume

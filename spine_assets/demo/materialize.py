@@ -22,9 +22,16 @@ from spine_assets.defs.resources import data_root_from_env
 GPU_POOL = "gpu"
 GPU_POOL_LIMIT = 1
 #: model asset -> the dataset asset it is trained on
-MODELS = {"nnunet_model": "spider_nnunet_dataset", "localization_model": "ivd_coords_dataset"}
-#: assets that use a trained model: materialized after the models (every time; they are incremental themselves)
-AFTER_MODELS = ("ivd_crops",)
+MODELS = {"nnunet_model": "spider_nnunet_dataset", "localization_model": "ivd_coords_dataset",
+          "classifier_model": "ivd_crops"}
+#: The graph in the order the demo runs it after the reports: every data asset, then in turn models (trained only
+#: when their dataset changed) and the assets that use a model (every time; they are incremental themselves).
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("models", ("nnunet_model", "localization_model")),
+    ("data", ("ivd_crops",)),
+    ("models", ("classifier_model",)),
+)
+AFTER_MODELS = tuple(key for kind, keys in STAGES if kind == "data" for key in keys)
 DATA_VERSION_TAG = "dagster/data_version"
 INPUT_DATA_VERSION_TAG = "dagster/input_data_version/"
 #: quick CPU settings: SPIDER's structures (vertebra, canal, disc) with nnU-Net's short trainer in 2D on a
@@ -38,6 +45,8 @@ DEMO_RUN_CONFIG: dict[str, dict[str, object]] = {
         "validation_mirroring": False, "previews": 1, "min_validation_dice": 0.3,
     },
     "localization_model": {"num_epochs": 40, "image_size": [128, 128], "batch_size": 8},
+    "classifier_model": {"num_epochs": 12, "output_size": [96, 96], "batch_size": 16, "backbone": "resnet18",
+                         "min_pfirrmann_kappa": 0.2},
 }
 
 
@@ -89,20 +98,19 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
     success &= result.success
     run_ids = [result.run_id]
     results = [result]
-    stale = {m for m, dataset in MODELS.items() if needs_training(instance, m, dataset)}
-    if stale and result.success:
-        trained = rest.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config_for(stale),
-                                          asset_selection=[dg.AssetKey(k) for k in sorted(stale)])
-        success &= trained.success
-        run_ids.append(trained.run_id)
-        results.append(trained)
-    if success:
-        after = rest.execute_in_process(instance=instance, raise_on_error=False,
-                                        run_config=run_config_for(set(AFTER_MODELS)),
-                                        asset_selection=[dg.AssetKey(k) for k in AFTER_MODELS])
-        success &= after.success
-        run_ids.append(after.run_id)
-        results.append(after)
+    stale: set[str] = set()
+    for kind, stage in STAGES:
+        if not success:
+            break
+        keys = {k for k in stage if not (kind == "models" and not needs_training(instance, k, MODELS[k]))}
+        stale |= keys if kind == "models" else set()
+        if not keys:
+            continue
+        run = rest.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config_for(keys),
+                                      asset_selection=[dg.AssetKey(k) for k in sorted(keys)])
+        success &= run.success
+        run_ids.append(run.run_id)
+        results.append(run)
     for run in results:
         materialized |= {e.asset_key.to_user_string() for e in run.get_asset_materialization_events() if e.asset_key}
         checks.update({f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed

@@ -25,7 +25,7 @@ from spine_lib.datasets.phenikaa import PreprocessConfig
 from spine_lib.errors import SpineVisionError
 from spine_lib.segmentation.training import SegmentationTrainConfig
 from spine_lib.synthetic.config import SynthConfig
-from spine_lib.training.config import LocalizationConfig, ModelTestConfig
+from spine_lib.training.config import ClassificationConfig, LocalizationConfig, ModelTestConfig
 from spine_lib.visualization.segmentation_viewer import VisualizeConfig
 
 Handler = Callable[[Any], None]
@@ -97,9 +97,26 @@ def train_localization(config: LocalizationConfig) -> None:
 def test_model(config: ModelTestConfig) -> None:
     import json
 
-    from spine_lib.training.inference import run_model_test
+    if config.task == "localization":
+        from spine_lib.training.inference import run_model_test
 
-    print(json.dumps(run_model_test(config), indent=2))
+        print(json.dumps(run_model_test(config), indent=2))
+    else:
+        from spine_lib.inference.grading import run_grading_test
+
+        print(json.dumps(run_grading_test(config), indent=2))
+
+
+def train_classification(config: ClassificationConfig) -> None:
+    from spine_lib.training.trainers.classification import train_classification as train
+
+    result = train(config)
+    for key, value in result.as_metadata().items():
+        if key.count("/") <= 1 and "baseline" not in key:
+            print(f"{key:<36} {value}")
+    print(f"Best model:  {result.best_model_path}")
+    for name, path in result.plots.items():
+        print(f"Plot {name + ':':<30} {path}")
 
 
 def train_segmentation(config: SegmentationTrainConfig) -> None:
@@ -131,7 +148,8 @@ COMMANDS: dict[str, Command] = {
 }
 GROUPS: dict[str, dict[str, Command]] = {
     "train": {"localization": (LocalizationConfig, train_localization),
-              "segmentation": (SegmentationTrainConfig, train_segmentation)},
+              "segmentation": (SegmentationTrainConfig, train_segmentation),
+              "classification": (ClassificationConfig, train_classification)},
     "dataset": {"phenikaa": (PreprocessConfig, dataset_phenikaa), "localization": (IVDDatasetConfig, dataset_localization),
                 "nnunet": (ConvertConfig, dataset_nnunet),
                 "classification": (ClassificationDatasetConfig, dataset_classification)},

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from spine_lib.io.fingerprint import dataset_fingerprint
 from spine_lib.io.records import read_records_csv
-from spine_lib.levels import LEVELS, phenikaa_ivd_label
+from spine_lib.levels import phenikaa_ivd_label
 
 IMAGES_FOLDER = "images"
 ANNOTATIONS_FILE = "annotations.csv"
@@ -43,6 +43,11 @@ ANNOTATION_COLUMNS: tuple[str, ...] = (
 )
 REJECT_COLUMNS: tuple[str, ...] = ("source", "patient_id", "level", "series_type", "reason", "detail")
 POINT_SOURCES: tuple[str, ...] = ("mask", "model")
+#: How a crop is cut around its disc's point: anterior, posterior, up, down (in pixels of CROP_SPACING_MM mm: 48 mm
+#: in front, 16 behind, 32 up and down), and the size of the written crop.
+CROP_DELTA: tuple[int, int, int, int] = (96, 32, 64, 64)
+CROP_SPACING_MM = 0.5
+CROP_SIZE: tuple[int, int] = (128, 128)
 
 
 def crop_name(source: str, patient_id: str, series_type: str, level: str) -> str:
@@ -75,5 +80,5 @@ def dataset_version(dataset: Path) -> str:
     return dataset_fingerprint(dataset, [ANNOTATIONS_FILE], [IMAGES_FOLDER])
 
 
-__all__ = ["ANNOTATION_COLUMNS", "GRADE_COLUMNS", "LEVELS", "REJECT_COLUMNS", "crop_name", "dataset_version",
-           "image_entry", "read_crop_annotations", "read_crop_rejects"]
+__all__ = ["ANNOTATION_COLUMNS", "CROP_DELTA", "CROP_SIZE", "CROP_SPACING_MM", "GRADE_COLUMNS", "REJECT_COLUMNS",
+           "crop_name", "dataset_version", "image_entry", "read_crop_annotations", "read_crop_rejects"]

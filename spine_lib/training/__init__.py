@@ -13,8 +13,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from spine_lib.levels import IDX_TO_LEVEL, LEVEL_TO_IDX
     from spine_lib.training.checkpoints import CheckpointError, model_from_checkpoint
-    from spine_lib.training.config import HeadConfig, LocalizationConfig, ModelTestConfig, TrainingConfig
+    from spine_lib.training.config import (
+        ClassificationConfig,
+        HeadConfig,
+        LocalizationConfig,
+        ModelTestConfig,
+        TrainingConfig,
+    )
+    from spine_lib.training.datasets.classification import (
+        ClassificationCollator,
+        ClassificationDataset,
+        construct_3channel,
+    )
     from spine_lib.training.datasets.ivd_coords import IVDCoordsDataset
+    from spine_lib.training.grading import MTLTargets
     from spine_lib.training.heads import (
         AttentionHead,
         BaseHead,
@@ -26,8 +38,20 @@ if TYPE_CHECKING:
         ResidualHead,
         create_head,
     )
-    from spine_lib.training.metrics import BaseMetrics, LocalizationMetrics, MetricResult
-    from spine_lib.training.models import ConvNextLocalization, LevelEmbedding, VisionTransformerLocalization
+    from spine_lib.training.metrics import (
+        BaseMetrics,
+        LocalizationMetrics,
+        MetricResult,
+        MTLClassificationMetrics,
+    )
+    from spine_lib.training.models import (
+        ConvNextClassifier,
+        ConvNextLocalization,
+        LevelEmbedding,
+        MTLPredictions,
+        ResNet50MTL,
+        VisionTransformerLocalization,
+    )
     from spine_lib.training.models.base import BaseModel
     from spine_lib.training.pretrained import PretrainedWeightsError
     from spine_lib.training.registry import (
@@ -41,9 +65,15 @@ if TYPE_CHECKING:
     from spine_lib.training.runs import TrainingResult
     from spine_lib.training.trainer import BaseTrainer
     from spine_lib.training.trainers import LocalizationTrainer, train_localization
+    from spine_lib.training.trainers.classification import ClassificationTrainer, train_classification
     from spine_lib.training.visualization import TrainingVisualizer
 
 _HOMES = {
+    "ClassificationConfig": "spine_lib.training.config",
+    "ClassificationTrainer": "spine_lib.training.trainers.classification",
+    "train_classification": "spine_lib.training.trainers.classification",
+    "MTLTargets": "spine_lib.training.grading",
+    "MTLClassificationMetrics": "spine_lib.training.metrics",
     "IDX_TO_LEVEL": "spine_lib.levels",
     "LEVEL_TO_IDX": "spine_lib.levels",
     "BaseModel": "spine_lib.training.models.base",
@@ -55,6 +85,9 @@ _HOMES = {
     "LocalizationConfig": "spine_lib.training.config",
     "ModelTestConfig": "spine_lib.training.config",
     "TrainingConfig": "spine_lib.training.config",
+    "ClassificationCollator": "spine_lib.training.datasets.classification",
+    "ClassificationDataset": "spine_lib.training.datasets.classification",
+    "construct_3channel": "spine_lib.training.datasets.classification",
     "IVDCoordsDataset": "spine_lib.training.datasets.ivd_coords",
     "AttentionHead": "spine_lib.training.heads",
     "BaseHead": "spine_lib.training.heads",
@@ -68,7 +101,10 @@ _HOMES = {
     "BaseMetrics": "spine_lib.training.metrics",
     "LocalizationMetrics": "spine_lib.training.metrics",
     "MetricResult": "spine_lib.training.metrics",
+    "ConvNextClassifier": "spine_lib.training.models",
     "ConvNextLocalization": "spine_lib.training.models",
+    "MTLPredictions": "spine_lib.training.models",
+    "ResNet50MTL": "spine_lib.training.models",
     "LevelEmbedding": "spine_lib.training.models",
     "VisionTransformerLocalization": "spine_lib.training.models",
     "PretrainedWeightsError": "spine_lib.training.pretrained",
@@ -91,7 +127,12 @@ __all__ = [
     "BaseModel",
     "BaseTrainer",
     "CheckpointError",
+    "ClassificationCollator",
+    "ClassificationConfig",
+    "ClassificationDataset",
+    "ClassificationTrainer",
     "ConvHead",
+    "ConvNextClassifier",
     "ConvNextLocalization",
     "HeadConfig",
     "HeadFactory",
@@ -102,23 +143,29 @@ __all__ = [
     "LocalizationMetrics",
     "LocalizationTrainer",
     "MLPHead",
+    "MTLClassificationMetrics",
+    "MTLPredictions",
+    "MTLTargets",
     "MetricResult",
     "MetricsRegistry",
     "ModelRegistry",
     "ModelTestConfig",
     "MultiTaskHead",
     "PretrainedWeightsError",
+    "ResNet50MTL",
     "ResidualHead",
     "TrainerRegistry",
     "TrainingConfig",
     "TrainingResult",
     "TrainingVisualizer",
     "VisionTransformerLocalization",
+    "construct_3channel",
     "create_head",
     "model_from_checkpoint",
     "register_metrics",
     "register_model",
     "register_trainer",
+    "train_classification",
     "train_localization",
 ]
 

@@ -217,6 +217,69 @@ class LocalizationConfig(TrainingConfig):
         return HeadConfig(head_type=self.head_type, hidden_dims=self.head_hidden_dims, dropout=self.head_dropout)
 
 
+class ClassificationConfig(TrainingConfig):
+    """Train the disc-grading classifier on the IVD crops: a multi-task ResNet50 (six heads: Pfirrmann, Modic,
+    herniation and bulging, endplates, spondylolisthesis, narrowing) or a single-task ConvNeXt.
+
+    The best checkpoint is the epoch with the highest ``checkpoint_metric`` on the validation split (by default
+    the mean balanced accuracy over every head and output: rare grades count as much as common ones).
+
+    Example:
+        >>> config = ClassificationConfig.for_layout(DataLayout(root=Path("/srv/spine"), weights=Path("/srv/w")),
+        ...                                          backbone="resnet18", levels=["L4/L5", "L5/S1"])
+        >>> config.data_path, config.output_size, config.label_smoothing, config.checkpoint_metric
+        (PosixPath('/srv/spine/processed/classification'), (224, 224), 0.1, 'mean_balanced_accuracy')
+    """
+
+    task: Annotated[str, tyro.conf.arg(help="Task name (output folder).")] = "classification"
+    data_path: Annotated[Path, tyro.conf.arg(help="IVD crops dataset (images/ + annotations.csv).")] = (
+        DEFAULT_LAYOUT.classification
+    )
+    model_name: Annotated[
+        Literal["resnet50_mtl", "convnext_classifier"],
+        tyro.conf.arg(help="Registered model: the multi-task grader or a single-task ConvNeXt."),
+    ] = "resnet50_mtl"
+    backbone: Annotated[str, tyro.conf.arg(help="timm backbone of the multi-task model (resnet18 for CPU runs).")] = (
+        "resnet50"
+    )
+    model_variant: Annotated[str, tyro.conf.arg(help="ConvNeXt variant of the single-task model.")] = "atto"
+    target: Annotated[
+        Literal["pfirrmann", "modic"], tyro.conf.arg(help="The single-task model's grade (convnext_classifier).")
+    ] = "pfirrmann"
+    num_classes: Annotated[int | None, tyro.conf.arg(help="Classes of the single-task model (default: the grade's).")] = (
+        None
+    )
+    pretrained: Annotated[bool, tyro.conf.arg(help="Start from ImageNet weights (local HF cache or --weights-file).")] = (
+        False
+    )
+    weights_file: Annotated[Path | None, tyro.conf.arg(help="Local backbone weights (.safetensors/.pth).")] = None
+    output_size: Annotated[tuple[int, int], tyro.conf.arg(help="Model input size (H W).")] = (224, 224)
+    levels: Annotated[list[str] | None, tyro.conf.arg(help="Only these levels (L4/L5 L5/S1).")] = None
+    sources: Annotated[list[str] | None, tyro.conf.arg(help="Only these sources (spider phenikaa).")] = None
+    dropout: Annotated[float, tyro.conf.arg(help="Dropout before each head.")] = Field(default=0.3, ge=0.0, lt=1.0)
+    label_smoothing: Annotated[float, tyro.conf.arg(help="Label smoothing of the multiclass heads' cross-entropy.")] = (
+        Field(default=0.1, ge=0.0, lt=1.0)
+    )
+    head_weights: Annotated[
+        dict[str, float] | None, tyro.conf.arg(help="Loss weight per head (default 1 each).")
+    ] = None
+    class_balance: Annotated[
+        Literal["weights", "none"],
+        tyro.conf.arg(help="weights: rare classes weigh more in each head's loss (inverse frequency); none."),
+    ] = "weights"
+    augment: Annotated[bool, tyro.conf.arg(help="Augment training crops (small pose and intensity changes).")] = True
+    val_fraction: Annotated[float, tyro.conf.arg(help="Share of patients for validation.")] = 0.2
+    test_fraction: Annotated[float, tyro.conf.arg(help="Share of patients held out for testing.")] = 0.0
+    checkpoint_metric: Annotated[
+        str, tyro.conf.arg(help="Validation metric choosing the best model (higher is better for every grading "
+                                "metric), e.g. mean_balanced_accuracy, pfirrmann/qwk, val_loss.")
+    ] = "mean_balanced_accuracy"
+
+    @classmethod
+    def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
+        return {"data_path": layout.classification, "weights_path": layout.weights}
+
+
 class ModelTestConfig(BaseConfig):
     """Run a trained model on images or DICOM files and print (or save) its predictions as JSON.
 
@@ -242,5 +305,11 @@ class ModelTestConfig(BaseConfig):
         tuple[int, int] | None, tyro.conf.arg(help="Model input size (H W); default: the training size, else 224.")
     ] = None
     device: Annotated[str, tyro.conf.arg(help="auto, cpu, cuda or cuda:N.")] = "auto"
-    output_path: Annotated[Path | None, tyro.conf.arg(help="Write the JSON results here.")] = None
+    output_path: Annotated[
+        Path | None, tyro.conf.arg(help="Write the results here: JSON, or CSV rows (.csv, the grading model).")
+    ] = None
     visualize: Annotated[bool, tyro.conf.arg(help="Draw the predictions on the images (beside the JSON).")] = False
+    localization_model_path: Annotated[
+        Path | None,
+        tyro.conf.arg(help="Grading a sagittal series: the localizer that finds its discs (default: the newest run)."),
+    ] = None

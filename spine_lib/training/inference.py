@@ -23,7 +23,7 @@ def run_model_test(config: ModelTestConfig) -> dict[str, Any]:
     from spine_lib.training.models.localization import LocalizationModel
 
     if config.task != "localization":
-        raise ConfigError(config.task, "only the localization task can be tested so far")
+        raise ConfigError(config.task, "this tests localization models; grading models: spine_lib.inference.grading")
     missing = [p for p in config.inputs if not Path(p).exists()]
     if missing:
         raise InputPathError(missing[0], "input image does not exist")

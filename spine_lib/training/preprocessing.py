@@ -1,5 +1,6 @@
 """Turning an image file or array into a model input: grayscale, resized, replicated to 3 channels, ImageNet
-normalized (the same recipe as the training datasets)."""
+normalized (the same recipe as the training datasets). With ``keep_channels`` a 3-channel image (a grading crop
+stacking sequences, e.g. ``[T2, T1, T2]``) keeps its channels; a grey one is still replicated."""
 
 from __future__ import annotations
 
@@ -48,19 +49,50 @@ def load_grayscale(source: Path | str | np.ndarray) -> np.ndarray:
     return array if array.dtype == np.uint8 else normalize_to_uint8(array)
 
 
+def load_image(source: Path | str | np.ndarray) -> np.ndarray:
+    """A uint8 image with its channels: ``(H, W, 3)`` for a colour raster (RGB order) or a channel-last array of
+    3 or 4 channels (alpha dropped), else the 2-D image of :func:`load_grayscale`."""
+    from spine_lib.io.transforms import normalize_to_uint8
+
+    if isinstance(source, np.ndarray):
+        if source.ndim == 3 and source.shape[-1] in (3, 4):
+            array = source[..., :3]
+            return np.ascontiguousarray(array if array.dtype == np.uint8 else normalize_to_uint8(array))
+        return load_grayscale(source)
+    path = Path(source)
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:
+                if len(image.getbands()) >= 3 or image.mode in ("P", "PA"):
+                    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError) as error:
+            raise MedicalImageError(path, f"cannot read image ({error})") from error
+    return load_grayscale(path)
+
+
 def to_model_input(image: np.ndarray, image_size: tuple[int, int]) -> torch.Tensor:
-    """``(3, H, W)`` float32: resized (bilinear), scaled to [0, 1], replicated, ImageNet normalized."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None, None]
-    tensor = functional.interpolate(tensor, size=tuple(image_size), mode="bilinear", align_corners=False)[0]
-    tensor = tensor.expand(3, -1, -1)
+    """``(3, H, W)`` float32: resized (bilinear), scaled to [0, 1], replicated (a 2-D image) or kept (an
+    ``(H, W, 3)`` one), ImageNet normalized."""
+    if image.ndim == 3:
+        channels = torch.from_numpy(np.ascontiguousarray(image[..., :3], dtype=np.float32) / 255.0)
+        tensor = functional.interpolate(channels.permute(2, 0, 1)[None], size=tuple(image_size), mode="bilinear",
+                                        align_corners=False)[0]
+    else:
+        tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)[None, None]
+        tensor = functional.interpolate(tensor, size=tuple(image_size), mode="bilinear", align_corners=False)[0]
+        tensor = tensor.expand(3, -1, -1)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (tensor - mean) / std
 
 
-def prepare_batch(images: Sequence[Any], image_size: tuple[int, int]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """A batch ``(N, 3, H, W)`` and each image's original ``(height, width)``."""
-    arrays = [load_grayscale(image) for image in images]
+def prepare_batch(images: Sequence[Any], image_size: tuple[int, int],
+                  keep_channels: bool = False) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """A batch ``(N, 3, H, W)`` and each image's original ``(height, width)``; ``keep_channels``: 3-channel
+    images keep their channels instead of being averaged to grey."""
+    arrays = [load_image(image) if keep_channels else load_grayscale(image) for image in images]
     batch = torch.stack([to_model_input(a, image_size) for a in arrays])
     return batch, [(int(a.shape[0]), int(a.shape[1])) for a in arrays]
 

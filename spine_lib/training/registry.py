@@ -24,7 +24,9 @@ T = TypeVar("T")
 
 _BUILTIN_MODULES = (
     "spine_lib.training.models.convnext",
+    "spine_lib.training.models.grading",
     "spine_lib.training.models.vit",
+    "spine_lib.training.trainers.classification",
     "spine_lib.training.trainers.localization",
     "spine_lib.training.metrics",
 )

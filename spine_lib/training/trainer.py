@@ -51,6 +51,29 @@ if TYPE_CHECKING:
     from spine_lib.training.visualization import TrainingVisualizer
 
 
+def batch_size_of(targets: Any) -> int:
+    """Items in a batch of targets: a tensor, or a mapping (or ``as_dict()`` object) of per-head tensors."""
+    if isinstance(targets, torch.Tensor):
+        return int(targets.shape[0])
+    values = targets.as_dict() if hasattr(targets, "as_dict") else targets
+    return int(next(iter(values.values())).shape[0])
+
+
+def detached(value: Any) -> Any:
+    """Predictions or targets on the CPU as float tensors (per head for mappings; class indices stay integers)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().float().cpu() if value.is_floating_point() else value.detach().cpu()
+    values = value.as_dict() if hasattr(value, "as_dict") else value
+    return {k: detached(v) for k, v in values.items()}
+
+
+def concatenated(parts: list[Any]) -> Any:
+    """Batches of predictions or targets joined along the first axis (per head for mappings)."""
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -148,6 +171,10 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         in the order of :meth:`_batch_extras`."""
         return predictions, targets
 
+    def collate_fn(self) -> Any:
+        """How items become batches (None: PyTorch's default)."""
+        return None
+
     def _forward(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(**inputs) if isinstance(inputs, dict) else model(inputs)
 
@@ -187,9 +214,25 @@ class BaseTrainer(ABC, Generic[C, M, D]):
                           outputs: dict[str, Any] | None = None) -> None:
         """After validation; ``outputs`` holds the split's predictions, targets and extras."""
 
+    #: validation metric choosing the best checkpoint (``val_loss`` unless a config names another)
+    def checkpoint_metric_name(self) -> str:
+        return str(getattr(self.config, "checkpoint_metric", "val_loss"))
+
+    def metric_direction(self, name: str) -> str:
+        """``"min"`` or ``"max"``: whether a lower or a higher value of a validation metric is better. Tasks
+        answer from their metrics (every metric declares its direction); only the loss is known here."""
+        if name in ("val_loss", "loss"):
+            return "min"
+        raise ConfigError(name, "unknown checkpoint metric (the task's metrics declare which exist)")
+
     def get_metric_for_checkpoint(self, val_loss: float, metrics: dict[str, float]) -> float:
-        """The score choosing the best model (lower is better): the validation loss unless overridden."""
-        return val_loss
+        """The score choosing the best model, lower is better: the declared checkpoint metric, negated when a
+        higher value is better (the validation loss when the metric is the loss or was not computed)."""
+        name = self.checkpoint_metric_name()
+        if name in ("val_loss", "loss") or name not in metrics:
+            return val_loss
+        value = float(metrics[name])
+        return value if self.metric_direction(name) == "min" else -value
 
     # --- machinery -------------------------------------------------------------------------------------------
     @property
@@ -226,6 +269,7 @@ class BaseTrainer(ABC, Generic[C, M, D]):
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         sampler = RandomSampler(dataset, generator=self._shuffle) if shuffle else None  # type: ignore[arg-type]
         return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, shuffle=False,
+                          collate_fn=self.collate_fn(),
                           num_workers=self.config.num_workers, drop_last=False,
                           pin_memory=self.device_choice.is_cuda, persistent_workers=self.config.num_workers > 0)
 
@@ -268,6 +312,8 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             return value.to(self.accelerator.device, non_blocking=True)
         if isinstance(value, dict):
             return {k: self._to_device(v) for k, v in value.items()}
+        if hasattr(value, "as_dict"):  # a batch of targets or predictions per head
+            return {k: self._to_device(v) for k, v in value.as_dict().items()}
         return value
 
     def train_epoch(self, epoch: int) -> tuple[float, int]:
@@ -291,7 +337,7 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             if not math.isfinite(value):
                 raise ConfigError(self.run_id, f"training diverged at epoch {epoch + 1} (loss {value}); "
                                                "lower --learning-rate")
-            n = int(targets.shape[0])
+            n = batch_size_of(targets)
             total += value * n
             seen += n
             self.global_step += 1
@@ -313,16 +359,16 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             with self.accelerator.autocast():
                 predictions = self._forward(self.model, inputs)
                 loss = self._compute_loss(predictions, targets)
-            n = int(targets.shape[0])
+            n = batch_size_of(targets)
             total += float(loss) * n
             seen += n
-            preds.append(predictions.float().cpu())
-            targs.append(targets.float().cpu())
+            preds.append(detached(predictions))
+            targs.append(detached(targets))
             for key, values in self._batch_extras(batch).items():
                 extras.setdefault(key, []).extend(values)
         if seen == 0:
             return math.nan, {}, {"predictions": torch.empty(0), "targets": torch.empty(0), "extras": extras}
-        predictions_all, targets_all = self._flatten_outputs(torch.cat(preds), torch.cat(targs))
+        predictions_all, targets_all = self._flatten_outputs(concatenated(preds), concatenated(targs))
         metrics = self._compute_metrics(predictions_all, targets_all, extras)
         val_loss = total / seen
         outputs = {"predictions": predictions_all, "targets": targets_all, "extras": extras}

@@ -70,6 +70,47 @@ class TrainingVisualizer:
     def plot_training_curves(self, history: Mapping[str, Sequence[float]], name: str = "training_curves") -> Path:
         return self.save(self.training_curves_figure(history), name)
 
+    def head_curves_figure(self, history: Mapping[str, Sequence[float]],
+                           metric: str = "balanced_accuracy") -> Any:
+        """One validation curve per head or output (``<head>/<metric>`` keys of the history), baselines dashed."""
+        import plotly.graph_objects as go
+
+        epochs = list(history.get("epoch", []))
+        figure = go.Figure()
+        for key in sorted(k for k in history if k.endswith(f"/{metric}") and "/baseline_" not in k):
+            head = key.rsplit("/", 1)[0]
+            figure.add_trace(go.Scatter(x=epochs, y=list(history[key]), name=head, mode="lines"))
+            baseline = history.get(f"{head}/baseline_{metric}")
+            if baseline is not None:
+                figure.add_trace(go.Scatter(x=epochs, y=list(baseline), name=f"{head} baseline", mode="lines",
+                                            line={"dash": "dash"}, opacity=0.5))
+        figure.update_layout(title=f"Validation {metric.replace('_', ' ')} per head (dashed: majority baseline)",
+                             xaxis_title="epoch", yaxis_title=metric, height=460, width=900)
+        return figure
+
+    def plot_head_curves(self, history: Mapping[str, Sequence[float]], metric: str = "balanced_accuracy",
+                         name: str = "head_curves") -> Path:
+        return self.save(self.head_curves_figure(history, metric), name)
+
+    def confusion_figure(self, matrix: np.ndarray, title: str, labels: Sequence[str] | None = None) -> Any:
+        """A confusion matrix (rows: truth, columns: prediction) as an annotated heatmap."""
+        import plotly.graph_objects as go
+
+        matrix = np.asarray(matrix)
+        names = list(labels) if labels is not None else [str(i) for i in range(matrix.shape[0])]
+        figure = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
+                                      texttemplate="%{text}", showscale=False))
+        figure.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", height=360, width=420,
+                             yaxis={"autorange": "reversed"})
+        return figure
+
+    def plot_confusion_matrices(self, matrices: Mapping[str, np.ndarray],
+                                labels: Mapping[str, Sequence[str]] | None = None) -> dict[str, Path]:
+        """One figure per head or output: ``confusion_<name>``; returns their paths by name."""
+        return {f"confusion_{name}": self.save(self.confusion_figure(m, name, (labels or {}).get(name)),
+                                                f"confusion_{name.replace('/', '_')}")
+                for name, m in matrices.items()}
+
     def plot_predictions(self, images: Sequence[np.ndarray], predictions: Any, targets: Any | None = None,
                          levels: Sequence[int | str] | None = None, name: str = "predictions",
                          max_images: int = 12, columns: int = 4) -> Path:

@@ -14,9 +14,10 @@ label N is mask value 200 + N, counted from the bottom), the matched Phenikaa pa
 model on their sagittal T2 series (:class:`spine_lib.inference.localization.DiscLocalizer`, checked for
 plausibility). Level numbering goes through :mod:`spine_lib.levels` only.
 
-Modules by stage: :mod:`.config`, :mod:`.discs` (the graded discs and their series), :mod:`.geometry` (points
-from masks, crop boxes, resampling), :mod:`.build` (the job), :mod:`.audit` (checks); the files and columns are
-spelt in :mod:`spine_lib.formats.classification`.
+Modules by stage: :mod:`.config`, :mod:`.discs` (the graded discs and their series), :mod:`.build` (the job),
+:mod:`.audit` (checks); the crop geometry (points from masks, crop boxes, resampling) is
+:mod:`spine_lib.inference.disc_crops`, shared with grading a new series; the files and columns are spelt in
+:mod:`spine_lib.formats.classification`.
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ from spine_lib.datasets.classification.discs import (
     phenikaa_patients,
     spider_patients,
 )
-from spine_lib.datasets.classification.geometry import crop_box, cut_crop, disc_point_from_mask
 from spine_lib.errors import ConfigError, SpineVisionError
 from spine_lib.formats import classification as fmt
+from spine_lib.inference.disc_crops import crop_box, cut_crop, disc_point_from_mask, windowed
 from spine_lib.io.atomic import atomic_path, atomic_write_text
 from spine_lib.io.records import write_records_csv
 from spine_lib.levels import LEVELS, phenikaa_ivd_label, spider_disc_value
@@ -379,15 +379,6 @@ def outside_share(box: Any, shape: tuple[int, int]) -> float:
     inside_w = max(0.0, min(box.x1, columns - 0.5) - max(box.x0, -0.5))
     inside_h = max(0.0, min(box.y1, rows - 0.5) - max(box.y0, -0.5))
     return 1.0 - (inside_w * inside_h) / (width * height) if width > 0 and height > 0 else 1.0
-
-
-def windowed(pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """A slice scaled to 0..255 by its 0.5-99.5 percentiles (every crop of a slice shares its window)."""
-    from spine_lib.formats.ivd_coords import NORMALIZE_PERCENTILES
-
-    low, high = np.percentile(pixels, NORMALIZE_PERCENTILES)
-    scale = 255.0 / (high - low) if high > low else 0.0
-    return np.clip((pixels - low) * scale, 0, 255).astype(np.float32)
 
 
 def write_png(array: npt.NDArray[np.uint8], target: Path) -> None:

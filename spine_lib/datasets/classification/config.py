@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
-from spine_lib.formats.classification import ANNOTATIONS_FILE, REJECTS_FILE
+from spine_lib.formats.classification import ANNOTATIONS_FILE, CROP_DELTA, CROP_SIZE, CROP_SPACING_MM, REJECTS_FILE
 from spine_lib.levels import LEVELS, check_level
 
 
@@ -41,17 +41,17 @@ class ClassificationDatasetConfig(BaseConfig):
     model_variant: Annotated[
         str | None, tyro.conf.arg(help="Backbone variant the checkpoint must hold (default: whatever it holds).")
     ] = None
-    crop_size: Annotated[tuple[int, int], tyro.conf.arg(help="Size of the written crops (H W), in pixels.")] = (128, 128)
+    crop_size: Annotated[tuple[int, int], tyro.conf.arg(help="Size of the written crops (H W), in pixels.")] = CROP_SIZE
     crop_delta: Annotated[
         tuple[int, int, int, int],
         tyro.conf.arg(help="Crop extent around the disc's canal point: left (anterior) right (posterior) top bottom, "
                            "in pixels of --crop-spacing mm."),
-    ] = (96, 32, 64, 64)
+    ] = CROP_DELTA
     crop_spacing: Annotated[
         float | None,
         tyro.conf.arg(help="Millimetres per --crop-delta pixel (the same anatomy on every scanner); 0: the slice's "
                            "own pixels."),
-    ] = 0.5
+    ] = CROP_SPACING_MM
     image_size: Annotated[
         tuple[int, int] | None,
         tyro.conf.arg(help="Input size of the localization model (H W); default: the size it was trained at."),

@@ -99,14 +99,14 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
                          extras: dict[str, list[Any]]) -> dict[str, float]:
         return self.metrics.compute(predictions, targets, extras.get("level_idx")).flat()
 
-    def get_metric_for_checkpoint(self, val_loss: float, metrics: dict[str, float]) -> float:
-        name = self.config.checkpoint_metric
-        if name in ("val_loss", "loss") or name not in metrics:
-            return val_loss
-        value = metrics[name]
-        return -value if name.startswith(("pck", "within")) else value
+    def metric_direction(self, name: str) -> str:
+        """Lower or higher is better, as :class:`LocalizationMetrics` declares (pixel errors: lower)."""
+        if name in ("val_loss", "loss"):
+            return "min"
+        return self.metrics.direction(name)
 
     def on_train_begin(self) -> None:
+        self.metric_direction(self.checkpoint_metric_name())  # an unknown checkpoint metric fails before training
         model = self.unwrapped_model
         logger.info("{}: {:,} parameters, head {}, level embedding {}", model.name, model.count_parameters(),
                     model.head_type, "on" if model.use_level_embedding else "off")

@@ -1,4 +1,5 @@
-"""Where a disc's crop is cut: its reference point from a mask, the crop box around it, the crop itself.
+"""Where a disc's crop is cut: its reference point from a mask, the crop box around it, the crop itself (shared
+by the crops dataset and the grading of a new series).
 
 The reference point of a disc is the same whichever way it is found: where the disc meets the spinal canal, on
 the disc's mid-height line (RSNA's spinal-canal point, what the localizer predicts). From a mask it is found in
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from spine_lib.formats.classification import CROP_DELTA, CROP_SIZE, CROP_SPACING_MM
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -126,3 +129,21 @@ def cut_crop(pixels: npt.NDArray[Any], box: CropBox, size: tuple[int, int]) -> n
     crop = cv2.remap(np.ascontiguousarray(pixels, dtype=np.float32), map_x, map_y, interpolation=cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return np.asarray(crop, dtype=np.float32)
+
+
+def windowed(pixels: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """A slice scaled to 0..255 by its 0.5-99.5 percentiles (every crop of a slice shares its window)."""
+    from spine_lib.formats.ivd_coords import NORMALIZE_PERCENTILES
+
+    low, high = np.percentile(pixels, NORMALIZE_PERCENTILES)
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return np.clip((np.asarray(pixels, dtype=np.float32) - low) * scale, 0, 255).astype(np.float32)
+
+
+def disc_crop(pixels: npt.NDArray[Any], point: tuple[float, float], pixel_spacing: tuple[float, float],
+              delta: tuple[int, int, int, int] = CROP_DELTA, crop_spacing: float | None = CROP_SPACING_MM,
+              size: tuple[int, int] = CROP_SIZE) -> tuple[npt.NDArray[np.uint8], CropBox]:
+    """The 8-bit crop of one disc from a slice (windowed by the whole slice) and its box."""
+    box = crop_box(point, delta, pixel_spacing, crop_spacing)
+    crop = cut_crop(windowed(pixels), box, size)
+    return np.clip(np.round(crop), 0, 255).astype(np.uint8), box
