@@ -10,7 +10,13 @@ from pydantic import Field, field_validator, model_validator
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
-from spine_lib.formats.classification import ANNOTATIONS_FILE, CROP_DELTA, CROP_SIZE, CROP_SPACING_MM, REJECTS_FILE
+from spine_lib.formats.classification import (
+    ANNOTATIONS_FILE,
+    CROP_DELTA,
+    CROP_SIZE,
+    CROP_SPACING_MM,
+    REJECTS_FILE,
+)
 from spine_lib.levels import LEVELS, check_level
 
 
