@@ -303,6 +303,37 @@ def test_a_namesake_of_another_birth_year_is_no_match() -> None:
     assert result.candidates == [("NGUYEN_VAN_SON_1962_20250718", 100.0)]
 
 
+def test_a_year_only_birthday_separates_namesakes() -> None:
+    # the same exam date: only the birth year tells the two apart
+    folders = ["NGUYEN_VAN_SON_1962_20250718", "NGUYEN_VAN_SON_1975_20250718"]
+    matcher = PatientMatcher(folders=folders)
+    for year, expected in ((1962, folders[0]), (1975, folders[1])):
+        result = matcher.match("NGUYỄN VĂN SƠN", None, date(2025, 7, 18), birth_year=year)
+        assert result.status == "matched" and result.folder is not None and result.folder.folder == expected
+        assert "birth year" in result.reason
+    assert matcher.match("NGUYỄN VĂN SƠN", None, date(2025, 7, 18)).status == "ambiguous"
+    result = matcher.match("NGUYỄN VĂN SƠN", birth_year=1980)
+    assert result.status == "no_match" and "birth year" in result.reason
+
+
+def test_a_birth_year_confirms_a_near_name() -> None:
+    matcher = PatientMatcher(folders=["NGUYEN_VAN_SONG_1962_20250101"])
+    assert matcher.match("NGUYỄN VĂN SƠN", birth_year=1962).status == "matched"
+    assert matcher.match("NGUYỄN VĂN SƠN", birth_year=1963).status == "no_match"
+    assert matcher.match("NGUYỄN VĂN SƠN").status == "no_match"
+
+
+def test_a_known_birthday_outranks_a_birth_year() -> None:
+    folders = ["NGUYEN_VAN_SON_1962_20250718", "NGUYEN_VAN_SON_1975_20250301"]
+    result = PatientMatcher(folders=folders).match("NGUYỄN VĂN SƠN", date(1962, 1, 2), birth_year=1975)
+    assert result.status == "matched" and result.folder is not None and result.folder.folder == folders[0]
+
+
+def test_birth_years_are_one_per_name() -> None:
+    with pytest.raises(ValueError, match="birth years"):
+        PatientMatcher(folders=[]).match_many(["A B"], birth_years=[1960, 1961])
+
+
 def test_same_name_and_birth_year_are_separated_by_exam_date() -> None:
     folders = ["NGUYEN_VAN_SON_1962_20240305", "NGUYEN_VAN_SON_1962_20250718"]
     matcher = PatientMatcher(folders=folders)

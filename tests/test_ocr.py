@@ -491,3 +491,241 @@ def test_last_text_band_of_a_blank_page_is_none() -> None:
     page.paste(0, (50, 500, 350, 512))  # one dark bar standing in for a line of text
     band = last_text_band(page)
     assert band is not None and band[0] < 500 / 600 < 512 / 600 < band[1] and band[1] - band[0] < 0.05
+
+
+# -------------------------------------------------------------------------------------------- orientation and ink
+class CountingEngine:
+    """Tesseract, counting the pages (or bands) it is asked to read."""
+
+    def __init__(self) -> None:
+        self.inner = TesseractEngine()
+        self.name = self.inner.name
+        self.calls = 0
+
+    def recognize(self, image: Image.Image) -> list[TextLine]:
+        self.calls += 1
+        return self.inner.recognize(image)
+
+
+def _feed(image: Image.Image, rotation: int) -> Image.Image:
+    """``image`` turned so that reading it needs ``rotation`` degrees clockwise (PIL turns counter-clockwise)."""
+    return image.rotate(rotation, expand=True) if rotation else image.copy()
+
+
+@pytest.fixture(scope="module")
+def upright_page(docs: dict[str, Path]) -> Image.Image:
+    with Image.open(docs["clean"]) as image:
+        return image.convert("L")
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+@pytest.mark.parametrize("lean", [0.0, 2.5, -4.0])
+def test_geometry_finds_the_turn_and_the_lean_from_the_ink(
+    upright_page: Image.Image, rotation: int, lean: float
+) -> None:
+    from spine_lib.ocr.orientation import estimate_geometry
+
+    leaning = upright_page.rotate(lean, resample=Image.Resampling.BICUBIC, fillcolor=255) if lean else upright_page
+    geometry = estimate_geometry(_feed(leaning, rotation))
+    assert geometry.rotation == rotation
+    assert geometry.skew == pytest.approx(lean, abs=0.35)
+    assert geometry.line_contrast > 1.5 and geometry.top_heaviness > 1.2
+
+
+def test_turn_upright_undoes_each_quarter_turn_exactly(upright_page: Image.Image) -> None:
+    from spine_lib.ocr.orientation import turn_upright
+
+    small = upright_page.reduce(4)
+    for rotation in (0, 90, 180, 270):
+        np.testing.assert_array_equal(np.asarray(turn_upright(_feed(small, rotation), rotation)), np.asarray(small))
+    with pytest.raises(ValueError, match="rotation"):
+        turn_upright(small, 45)
+
+
+def test_blank_page_is_upright_and_level() -> None:
+    from spine_lib.ocr.orientation import estimate_geometry
+
+    geometry = estimate_geometry(Image.new("L", (600, 800), 250))
+    assert (geometry.rotation, geometry.skew, geometry.ink_pixels) == (0, 0.0, 0)
+
+
+def test_tesseract_osd_is_installed_and_reads_the_turn(upright_page: Image.Image) -> None:
+    from spine_lib.ocr.orientation import osd_available, osd_rotation
+
+    assert osd_available()  # Debian's tesseract-ocr ships osd.traineddata
+    for rotation in (90, 180):
+        answer = osd_rotation(_feed(upright_page, rotation))
+        assert answer is not None and answer[0] == rotation, (rotation, answer)
+    assert osd_rotation(Image.new("L", (400, 500), 255)) is None  # nothing to read: no answer
+
+
+def test_reads_well_needs_enough_confident_text() -> None:
+    from spine_lib.ocr.document import reads_well
+
+    good = [TextLine("Họ tên người bệnh: NGUYỄN VĂN SƠN", (0, 0, 1, 1), 0.92)]
+    assert reads_well(good)
+    assert not reads_well([TextLine("Số", (0, 0, 1, 1), 0.95)])  # too few letters to say
+    assert not reads_well([TextLine("yl LAÌ S=) là) E lu) c l0) xwj œ ®", (0, 0, 1, 1), 0.27)])  # sideways nonsense
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_turned_scan_is_read_upright_with_one_ocr_pass(
+    tmp_path: Path, docs: dict[str, Path], truth: dict[str, str], rotation: int
+) -> None:
+    with Image.open(docs["scanned"]) as image:
+        path = tmp_path / f"turned_{rotation}.png"
+        _feed(image, rotation).save(path)
+    engine = CountingEngine()
+    doc = DocumentExtractor(engine=engine).extract(path, region=HEADER)
+    (correction,) = doc.corrections
+    assert (correction.rotation, correction.method) == (rotation, "ink")
+    assert engine.calls == 1  # the ink's guess read well: no second opinion, no second pass
+    assert doc.rotations == {0: rotation}
+    texts = _texts(doc)
+    assert truth["id"] in texts and truth["birthday"] in texts, texts
+
+
+def test_a_wrong_guess_is_caught_by_the_second_opinion(
+    docs: dict[str, Path], truth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spine_lib.ocr import document
+    from spine_lib.ocr.orientation import PageGeometry
+
+    def upside_down(image: Image.Image) -> PageGeometry:
+        return PageGeometry(rotation=180, skew=0.0, line_contrast=2.0, top_heaviness=1.1, ink_pixels=10_000)
+
+    monkeypatch.setattr(document, "estimate_geometry", upside_down)
+    for has_osd, method in ((True, "osd"), (False, "ocr")):
+        extractor = DocumentExtractor()
+        extractor._osd = has_osd
+        doc = extractor.extract(docs["scanned"], region=HEADER)
+        assert (doc.corrections[0].rotation, doc.corrections[0].method) == (0, method)
+        assert truth["id"] in _texts(doc)
+
+
+def test_a_page_decided_once_is_remembered(tmp_path: Path, docs: dict[str, Path], lines: list[str]) -> None:
+    with Image.open(docs["scanned"]) as image:
+        path = tmp_path / "upside_down.png"
+        _feed(image, 180).save(path)
+    extractor = DocumentExtractor()
+    first = extractor.extract(path, region=(0.1, 0.27))
+    tail = extractor.extract(path, region="last_line")
+    assert first.corrections[0].method == "ink" and tail.corrections[0].method == "remembered"
+    assert tail.rotations == {0: 180}
+    assert [_norm(line.text) for line in tail.lines] == [lines[-1]]  # the date line, found on the turned page
+
+
+def test_orientation_off_reads_the_page_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "page.png"
+    Image.new("L", (100, 200), 255).save(path)
+    engine = FixedEngine()
+    doc = DocumentExtractor(engine=engine, orientation="off").extract(path)
+    assert doc.corrections[0].method == "off" and doc.rotations == {0: 0}
+    assert engine.sizes == [(100, 200)]
+    with pytest.raises(ConfigError, match="orientation"):
+        DocumentExtractor(orientation="sideways")
+
+
+def test_exif_orientation_of_a_photo_is_applied(tmp_path: Path) -> None:
+    upright = Image.new("L", (60, 90), 255)
+    upright.paste(0, (5, 5, 25, 15))  # a mark in the top-left corner
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a phone held sideways stores, tagged 6
+    tags = Image.Exif()
+    tags[0x0112] = 6
+    path = tmp_path / "photo.jpg"
+    stored.save(path, exif=tags.tobytes(), quality=95)
+    seen: list[Image.Image] = []
+
+    class Recorder(FixedEngine):
+        def recognize(self, image: Image.Image) -> list[TextLine]:
+            seen.append(image)
+            return []
+
+    DocumentExtractor(engine=Recorder(), orientation="off").extract(path)
+    pixels = np.asarray(seen[0].convert("L"))
+    assert pixels.shape == (90, 60) and pixels[5:15, 5:25].mean() < 60 and pixels[70:, 40:].mean() > 200
+
+
+BARS = (85, 97, 109, 121)  # columns where strokes of print run under the stamp, 3 px wide
+
+
+def _ink_test_page() -> tuple[Image.Image, dict[str, tuple[slice, slice]]]:
+    """An RGB page: black print, a red stamp over strokes of print, a red disc, a blue stroke, yellow, grey."""
+    page = np.full((120, 200, 3), 245, np.uint8)
+    regions = {
+        "print": (slice(10, 30), slice(10, 90)),
+        "red": (slice(50, 70), slice(150, 190)),
+        "blue": (slice(90, 95), slice(20, 180)),
+        "yellow": (slice(10, 30), slice(120, 180)),
+        "grey": (slice(50, 70), slice(10, 60)),
+        "stamp": (slice(40, 80), slice(80, 140)),
+    }
+    page[regions["print"]] = (25, 25, 25)
+    page[regions["red"]] = (214, 38, 52)
+    page[regions["blue"]] = (28, 52, 168)
+    page[regions["yellow"]] = (250, 240, 120)
+    page[regions["grey"]] = (128, 128, 128)
+    page[regions["stamp"]] = (214, 38, 52)
+    for x in BARS:
+        page[40:80, x : x + 3] = (20, 8, 10)  # print under the stamp: the inks multiply to near black
+    return Image.fromarray(page), regions
+
+
+def test_coloured_ink_becomes_paper_and_print_stays() -> None:
+    from spine_lib.ocr.ink import remove_coloured_ink
+
+    page, regions = _ink_test_page()
+    cleaned, fraction = remove_coloured_ink(page)
+    gray = np.asarray(cleaned)
+    luminance = np.asarray(page.convert("L"))
+    assert cleaned.mode == "L"
+    under = np.zeros(gray.shape, bool)
+    for x in BARS:
+        under[40:80, x : x + 3] = True
+    stamp = np.zeros(gray.shape, bool)
+    stamp[regions["stamp"]] = True
+    for name in ("red", "blue"):
+        assert gray[regions[name]].min() >= 230, name  # paper
+    assert gray[stamp & ~under].min() >= 230  # the stamp between the strokes: paper
+    assert gray[under].max() <= 30  # the strokes under it: still print
+    for name in ("print", "grey", "yellow"):
+        np.testing.assert_array_equal(gray[regions[name]], luminance[regions[name]], err_msg=name)
+    red_or_blue = 20 * 40 + (40 * 60 - 40 * 3 * len(BARS)) + 5 * 160
+    assert fraction == pytest.approx(red_or_blue / (120 * 200))
+
+
+def test_grey_pages_pass_through_ink_removal_unchanged(upright_page: Image.Image) -> None:
+    from spine_lib.ocr.ink import remove_coloured_ink
+
+    small = upright_page.reduce(4)
+    cleaned, fraction = remove_coloured_ink(small)
+    assert fraction == 0.0
+    np.testing.assert_array_equal(np.asarray(cleaned), np.asarray(small))
+    cleaned_rgb, fraction_rgb = remove_coloured_ink(small.convert("RGB"))
+    assert fraction_rgb == 0.0
+    np.testing.assert_array_equal(np.asarray(cleaned_rgb), np.asarray(small))
+
+
+def test_black_text_under_a_red_stamp_reads_exactly(tmp_path: Path, extractor: DocumentExtractor) -> None:
+    from PIL import ImageDraw, ImageFont
+
+    from spine_lib.synthetic.reports import find_font
+
+    texts = ["Họ tên người bệnh: PHAN THỊ THÙY HẠNH", "Ngày sinh: 14/02/1957", "Số phiếu: 250010139"]
+    page = Image.new("RGB", (1400, 400), (245, 243, 235))
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype(str(find_font()), 40)
+    for row, text in enumerate(texts):
+        draw.text((40, 70 + 70 * row), text, font=font, fill=(20, 20, 20))
+    ink = Image.new("L", page.size, 0)
+    ring = ImageDraw.Draw(ink)
+    ring.ellipse((520, 10, 700, 190), outline=255, width=12)  # a stamp's ring across the name
+    ring.polygon([(610, 40), (630, 95), (690, 95), (640, 125), (660, 180), (610, 145), (560, 180), (580, 125),
+                  (530, 95), (590, 95)], fill=255)  # and its star, over the name's first letters
+    stamp = np.asarray(ink, dtype=np.float32)[..., None] / 255 * 0.9
+    rgb = np.asarray(page, dtype=np.float32) * (1 - stamp * (1 - np.array([214, 38, 52]) / 255))
+    path = tmp_path / "stamped.png"
+    Image.fromarray(rgb.round().astype(np.uint8)).save(path)
+    doc = extractor.extract(path)
+    assert [_norm(line.text) for line in doc.lines] == texts
+    assert doc.corrections[0].coloured_ink > 0.01

@@ -20,7 +20,7 @@ from spine_assets.defs.phenikaa import (
     phenikaa_reports_sensor,
 )
 from spine_assets.defs.resources import DataRoot
-from spine_lib.datasets.phenikaa import report_partition_key
+from spine_lib.datasets.phenikaa import ReportFields, report_partition_key, save_report_fields
 from spine_lib.synthetic.truth import read_truth
 from tests.test_phenikaa_pipeline import phi_strings
 
@@ -92,14 +92,37 @@ def test_partitions_then_matching_materialize_without_phi(data_root: Path, synth
         assert result.success
         meta = result.asset_materializations_for_node("phenikaa_report")[0].metadata
         assert meta["status"].value == "ok"
+        assert meta["has_birth_year"].value is True and meta["name_cleaned"].value is False
     rest = dg.materialize([phenikaa_report_table, phenikaa_patients, phenikaa_patient_checks],
                           resources=resources, instance=instance)
     assert rest.success
     patients = rest.asset_materializations_for_node("phenikaa_patients")[0].metadata
     assert patients["matched"].value == 6 and patients["label_rows"].value == 29
+    assert patients["waiting_for_review"].value == 0 and "review_table" not in patients
     assert all(e.passed for e in rest.get_asset_check_evaluations())
+
+    # A report that reads well but has no folder: it waits for a reviewer, counted, never named.
+    stranger = data_root / "raw/Phenikaa/reports/250055555.png"
+    stranger.write_bytes(b"scan")
+    stat = stranger.stat()
+    save_report_fields(
+        ReportFields(report_file=stranger.name, report_format="png", patient_id="250055555",
+                     patient_name="HOÀNG THỊ XUÂN MAI", birthday="1949-09-30", birth_year=1949,
+                     source_mtime_ns=stat.st_mtime_ns, source_size=stat.st_size),
+        data_root / "interim/Phenikaa",
+    )
+    again = dg.materialize([phenikaa_patients, phenikaa_patient_checks], resources=resources, instance=instance)
+    assert again.success
+    patients = again.asset_materializations_for_node("phenikaa_patients")[0].metadata
+    assert patients["waiting_for_review"].value == 1 and patients["matched"].value == 6
+    assert str(patients["review_table"].value).endswith("interim/Phenikaa/review.csv")
+    queue = next(e for e in again.get_asset_check_evaluations() if e.check_name == "phenikaa_review_queue")
+    assert not queue.passed and queue.severity == dg.AssetCheckSeverity.WARN
+    assert queue.metadata["waiting_for_review"].value == 1
+    rate = next(e for e in again.get_asset_check_evaluations() if e.check_name == "phenikaa_match_rate")
+    assert rate.metadata["match_rate"].value == round(6 / 7, 4)  # the refused report counts as unmatched
     # PHI: nothing in the event log (metadata, logs) names a patient or a birthday
-    needles = phi_strings(truth)
+    needles = [*phi_strings(truth), "HOÀNG THỊ XUÂN MAI", "HOANG THI XUAN MAI", "1949-09-30", "30/09/1949"]
     runs = instance.get_runs()
     logs = [str(e) for run in runs for e in instance.all_logs(run.run_id)]
     text = json.dumps([*logs, *(str(r.tags) for r in runs), *instance.get_dynamic_partitions(REPORTS_PARTITION)],

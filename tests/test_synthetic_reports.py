@@ -330,3 +330,126 @@ def test_font_without_vietnamese_glyphs_is_rejected(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(reports, "FONT_CANDIDATES", (liberation,))
     with pytest.raises(ConfigError):
         reports.find_font()
+
+
+# ------------------------------------------------------------------------------------------------ report kinds
+def test_the_usual_form_prints_exactly_the_report_lines() -> None:
+    rows = reports.form_rows(PATIENT, FINDINGS, reports.FormStyle())
+    assert [row.text for row in rows] == report_lines(PATIENT, FINDINGS)
+    fields = {field: row.text for row in rows for field in row.fields}
+    assert fields == {"name": NAME_LINE, "birthday": "Ngày sinh: 05/03/1968", "sex": "Giới tính: Nữ", "id": ID_LINE}
+
+
+@pytest.mark.parametrize("arrangement", reports.ARRANGEMENTS[1:])
+def test_other_forms_put_several_fields_on_a_line(arrangement: str) -> None:
+    style = reports.FormStyle(arrangement=arrangement, name_label="Tên bệnh nhân", id_label="Mã phiếu",
+                              year_only=True)
+    rows = reports.form_rows(PATIENT, FINDINGS, style)
+    field_rows = [row for row in rows if row.fields]
+    where = {field: i for i, row in enumerate(field_rows) for field in row.fields}
+    assert set(where) == {"name", "id", "birthday", "sex"}
+    assert len(field_rows) < 4  # fewer rows than fields
+    name_row = field_rows[where["name"]].text
+    assert name_row.startswith("Tên bệnh nhân: ĐẶNG THỊ ÁNH TUYẾT")
+    assert "Năm sinh: 1968" in field_rows[where["birthday"]].text
+    assert "Ngày sinh" not in " ".join(row.text for row in rows)
+    assert f"Mã phiếu: {PATIENT.patient_id}" in field_rows[where["id"]].text
+    if arrangement == reports.ID_RIGHT_OF_NAME:
+        assert where["id"] == where["name"] and name_row.index("Tên") < name_row.index("Mã phiếu")
+    if arrangement == reports.BIRTHDAY_ABOVE_NAME:
+        assert where["birthday"] < where["name"]
+    if arrangement == reports.THREE_PER_LINE:
+        assert where["name"] == where["birthday"] == where["sex"]
+
+
+def test_signature_block_follows_the_date_line() -> None:
+    style = reports.FormStyle(signature=True, date_line="plain")
+    rows = reports.form_rows(PATIENT, FINDINGS, style, np.random.default_rng(1))
+    texts = [row.text for row in rows]
+    date_row = texts.index("Ngày 18 tháng 7 năm 2025")
+    assert texts[date_row + 1].endswith(reports.READER_TITLE)
+    assert texts[-1].split()[-1] in {name.split()[-1] for name in reports.DOCTORS}  # the doctor closes the page
+    assert date_row < len(texts) - 3
+
+
+@pytest.fixture(scope="module")
+def report_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[reports.ReportTruth]]:
+    folder = tmp_path_factory.mktemp("kinds")
+    return folder, reports.write_report_set(folder, 2, seed=3, dpi=60)
+
+
+def test_report_set_writes_every_kind_with_its_truth(report_set: tuple[Path, list[reports.ReportTruth]]) -> None:
+    folder, truths = report_set
+    assert [t.kind for t in truths] == [*reports.REPORT_KINDS, *reports.REPORT_KINDS]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(t.file for t in truths)  # one file each, no leftovers
+    a4 = (round(210 / 25.4 * 60), round(297 / 25.4 * 60))
+    for t in truths:
+        path = folder / t.file
+        assert len(t.rotations) == t.pages == len(t.lines)
+        assert t.traits[:1] == (() if t.kind == reports.PLAIN else t.traits[:1])
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                sideways = t.rotations[0] in (90, 270)
+                assert image.size == (a4[::-1] if sideways else a4), t
+                assert image.mode == ("RGB" if reports.COLOUR in t.traits else "L"), t
+        elif path.suffix == ".jpg":
+            with Image.open(path) as image:
+                assert image.getexif().get(0x0112, 1) == t.exif_orientation
+                assert t.kind == reports.PHOTO and image.mode == "RGB"
+        else:
+            document = pdfium.PdfDocument(path)
+            assert len(document) == t.pages
+            for page, rotation in zip(document, t.rotations, strict=True):
+                width, height = page.get_size()
+                assert (width > height) == (rotation in (90, 270))
+            document.close()
+        printed = " ".join(t.lines[0])
+        assert t.name_printed in printed and t.patient_id in printed
+        assert (t.birthday is None) == (reports.YEAR_ONLY in t.traits)
+        year_line = f"{reports.YEAR_LABEL}: {t.birth_year}"
+        assert (year_line in printed) == (t.birthday is None)
+
+
+def test_report_kinds_have_what_they_are_named_for(report_set: tuple[Path, list[reports.ReportTruth]]) -> None:
+    _, truths = report_set
+    by_kind: dict[str, list[reports.ReportTruth]] = {}
+    for t in truths:
+        by_kind.setdefault(t.kind, []).append(t)
+    for t in by_kind[reports.ROTATED_PNG] + by_kind[reports.ROTATED_PDF]:
+        assert t.rotations[0] in (90, 180, 270) and reports.ROTATED in t.traits
+    for t in by_kind[reports.STAMPED]:
+        assert t.stamp_over in ("name", "birthday") and t.file.endswith(".png")
+    for t in by_kind[reports.LAYOUT]:
+        assert t.arrangement != reports.ONE_PER_LINE or t.labels["name"] != "Họ tên người bệnh"
+    for t in by_kind[reports.YEAR_ONLY]:
+        assert t.birthday is None and t.labels["birthday"] == "Năm sinh"
+    for t in by_kind[reports.SIGNATURE]:
+        assert any(reports.READER_TITLE in line for line in t.lines[-1])
+    for t in by_kind[reports.MULTIPAGE]:
+        assert t.pages == 2 and reports.CONCLUSION_HEADER in t.lines[1]
+    for t in by_kind[reports.PLAIN]:
+        assert t.traits == () and t.rotations == (0,)
+
+
+def test_report_set_depends_only_on_the_seed(tmp_path: Path) -> None:
+    kinds = (reports.STAMPED, reports.MULTIPAGE)
+    first = reports.write_report_set(tmp_path / "a", 1, seed=9, kinds=kinds, dpi=50)
+    again = reports.write_report_set(tmp_path / "b", 1, seed=9, kinds=kinds, dpi=50)
+    assert first == again
+    for t in first:
+        assert (tmp_path / "a" / t.file).read_bytes() == (tmp_path / "b" / t.file).read_bytes()
+
+
+def test_write_report_rejects_what_it_cannot_write(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ConfigError, match="unknown kind"):
+        reports.write_report("fax", PATIENT, FINDINGS, tmp_path, rng)
+    with pytest.raises(ConfigError, match="one per page"):
+        reports.write_report(reports.MULTIPAGE, PATIENT, FINDINGS, tmp_path, rng, rotations=(0,))
+    with pytest.raises(ConfigError, match="one per page"):
+        reports.write_report(reports.ROTATED_PNG, PATIENT, FINDINGS, tmp_path, rng, rotations=(45,))
+    with pytest.raises(ConfigError, match="colour page"):
+        reports.write_report(reports.PLAIN, PATIENT, FINDINGS, tmp_path, rng, stamp_over="name")
+    with pytest.raises(ConfigError, match="unknown kinds"):
+        reports.write_report_set(tmp_path, 1, seed=0, kinds=("fax",))
+    assert list(tmp_path.iterdir()) == []

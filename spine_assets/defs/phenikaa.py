@@ -2,7 +2,10 @@
 
 A sensor watches the reports inbox and adds a partition (and a run) per new or changed file; the report table
 and the patient matching update automatically after reports are read, and a nightly schedule re-matches
-everything (new image folders may have arrived). Metadata carries counts and initials, never full names.
+everything (new image folders may have arrived). Files of the inbox that are not reports get no partition;
+the matching lists them in rejects.csv. What the matcher refuses waits in the interim folder's review.csv for a
+reviewer, whose decisions (overrides.csv) the next matching applies. Metadata carries counts and initials, never
+full names.
 """
 
 import json
@@ -46,6 +49,8 @@ def phenikaa_report(
         "patient_id": fields.patient_id or "",
         "name_initials": masked_name(fields.patient_name),
         "has_birthday": fields.birthday is not None,
+        "has_birth_year": fields.birth_year is not None,
+        "name_cleaned": fields.name_cleaned,
         "ocr_seconds": round(fields.ocr_seconds, 3),
     })
 
@@ -63,6 +68,8 @@ def phenikaa_report_table(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.Mat
         "reports": len(records),
         "complete": ok,
         "field_completeness": round(ok / len(records), 4) if records else 0.0,
+        "year_only_birthdays": sum(r.birthday is None and r.birth_year is not None for r in records),
+        "names_cleaned": sum(r.name_cleaned for r in records),
         "preview": dg.MetadataValue.md(report_table_preview(records)),
     })
 
@@ -74,13 +81,19 @@ def phenikaa_report_table(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.Mat
     kinds={"csv"},
 )
 def phenikaa_patients(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.MaterializeResult:
-    """Reports matched to image folders and label tables: images/<patient_id>/ and radiological_labels.csv."""
-    from spine_lib.datasets.phenikaa import match_patients
+    """Reports matched to image folders and label tables: images/<patient_id>/ and radiological_labels.csv.
 
-    report = match_patients(phenikaa.preprocess_config(paths))
+    A reviewer's decisions (overrides.csv) first; ``waiting_for_review`` counts the refused reports of review.csv.
+    """
+    from spine_lib.datasets.phenikaa import REVIEW_FILE, match_patients
+
+    config = phenikaa.preprocess_config(paths)
+    report = match_patients(config)
+    review = {"review_table": dg.MetadataValue.path(str(config.interim_path / REVIEW_FILE))}
     return dg.MaterializeResult(metadata={
         **report.as_metadata(),
         "dataset": dg.MetadataValue.path(str(paths.layout.phenikaa_export)),
+        **(review if report.waiting_for_review else {}),
     })
 
 
@@ -102,6 +115,9 @@ def phenikaa_field_completeness(paths: DataRoot, phenikaa: PhenikaaSettings) -> 
                           description="No patient ID matched to two folders, no folder to two patients."),
         dg.AssetCheckSpec("phenikaa_labels_for_matched", asset=phenikaa_patients,
                           description="Every matched patient has label rows."),
+        dg.AssetCheckSpec("phenikaa_review_queue", asset=phenikaa_patients,
+                          description="No report waits for a reviewer's decision (review.csv) and every "
+                          "decision of overrides.csv applies (warning only)."),
     ]
 )
 def phenikaa_patient_checks(paths: DataRoot, phenikaa: PhenikaaSettings) -> Iterator[dg.AssetCheckResult]:
@@ -115,6 +131,12 @@ def phenikaa_patient_checks(paths: DataRoot, phenikaa: PhenikaaSettings) -> Iter
                               metadata={"duplicates": len(quality.duplicated)})
     yield dg.AssetCheckResult(check_name="phenikaa_labels_for_matched", passed=not quality.without_labels,
                               metadata={"matched_without_labels": len(quality.without_labels)})
+    yield dg.AssetCheckResult(
+        check_name="phenikaa_review_queue",
+        passed=quality.waiting_for_review == 0 and quality.stale_overrides == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"waiting_for_review": quality.waiting_for_review, "stale_overrides": quality.stale_overrides},
+    )
 
 
 phenikaa_report_job = dg.define_asset_job("phenikaa_report_job", selection=[phenikaa_report])

@@ -2,12 +2,13 @@
 
 - :func:`normalize_text`: the one comparison form of Vietnamese text (``"Họ tên"`` -> ``"ho ten"``).
 - :func:`fuzzy_value_extract`: the value of a ``Label: value`` line whose label matches, however OCR spelt it.
-- :func:`parse_birthday`, :func:`parse_exam_date_line`: dates as reports write them (``DD/MM/YYYY``, the
-  ``"Hà Nội, ngày 18 tháng 07 năm 2025"`` date line), with OCR's letter-for-digit confusions.
+- :func:`parse_birthday`, :func:`date_line_dates`, :func:`parse_exam_date_line`: dates as reports write them
+  (``DD/MM/YYYY``, the ``"Hà Nội, ngày 18 tháng 07 năm 2025"`` date line), with OCR's letter-for-digit confusions.
 - :func:`parse_report_filename`: what a report's file name says (``250010139.png``: a patient ID;
   ``NGUYEN_VAN_SON_20250718.pdf``: a name and the exam date).
 
-Nothing here guesses: a field that cannot be read with confidence is ``None``.
+Nothing here guesses: a field that cannot be read with confidence is ``None``. Whole forms (any layout, several
+fields per line, the label table of :mod:`spine_lib.sources.phenikaa`) are read by :mod:`spine_lib.matching.fields`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from spine_lib.sources.phenikaa import REPORT_ID_STEM, REPORT_NAME_STEM
 __all__ = [
     "ReportKind",
     "ReportName",
+    "date_line_dates",
     "fuzzy_value_extract",
     "normalize_text",
     "parse_birthday",
@@ -143,17 +145,32 @@ def parse_birthday(text: str | None) -> date | None:
     return None
 
 
+def date_line_dates(text: str) -> list[date]:
+    """The valid dates written ``ngày 18 tháng 07 năm 2025`` in ``text``, in order.
+
+    Read on :func:`normalize_text` forms (diacritics, case and punctuation do not matter; digits read as o/l/i
+    are taken as 0/1/1); impossible dates (31/02) are left out.
+    """
+    found: list[date] = []
+    for match in _EXAM_LINE.finditer(normalize_text(text)):
+        day, month, year = (int(group.translate(_NORMALIZED_DIGITS)) for group in match.groups())
+        value = _valid_date(year, month, day)
+        if value is not None:
+            found.append(value)
+    return found
+
+
 def parse_exam_date_line(lines: Sequence[str]) -> date | None:
     """The exam date of the report's date line ``"Hà Nội, ngày 18 tháng 07 năm 2025"``; ``None`` without one.
 
-    Read on :func:`normalize_text` forms (diacritics, case and punctuation do not matter; digits read as o/l/i
-    are taken as 0/1/1). The last valid date line wins (the date line closes the report).
+    The last valid date line wins (:func:`date_line_dates` of each line). Forms whose date line sits above a
+    signature block, or whose exam date has a label of its own, are read by
+    :func:`spine_lib.matching.fields.find_exam_date`.
     """
     found: date | None = None
     for line in lines:
-        for match in _EXAM_LINE.finditer(normalize_text(line)):
-            day, month, year = (int(group.translate(_NORMALIZED_DIGITS)) for group in match.groups())
-            found = _valid_date(year, month, day) or found
+        dates = date_line_dates(line)
+        found = dates[-1] if dates else found
     return found
 
 

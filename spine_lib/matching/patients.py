@@ -11,11 +11,12 @@ A wrong match is worse than none, so :class:`PatientMatcher` never guesses. Name
 1. Whole names only: ``fuzz.ratio`` of the full names, never a substring score (``partial_ratio`` gives
    "NGUYEN VAN SON" 100 against "NGUYEN VAN SONG").
 2. Candidates are the studies whose name scores ``>= threshold``.
-3. A birthday excludes the studies whose folder carries another birth year (a folder without one stays). An
-   exam date excludes the studies of other dates, when at least one candidate has that exact date (and, with
-   ``exam_date_tolerance_days`` set, every study further than that from it).
+3. A birthday, or a birth year when only the year is known (``Năm sinh: 1975``), excludes the studies whose
+   folder carries another birth year (a folder without one stays). An exam date excludes the studies of other
+   dates, when at least one candidate has that exact date (and, with ``exam_date_tolerance_days`` set, every
+   study further than that from it).
 4. A candidate whose name is not an exact match (score < 100) is accepted only if something confirms it: its
-   birth year equals the birthday's year, or its exam date equals the exam date. No accepted candidate ->
+   birth year equals the patient's, or its exam date equals the exam date. No accepted candidate ->
    ``"no_match"``, naming the closest near-miss.
 5. ``"ambiguous"`` (never a guess, every rival listed) when two or more remaining candidates score within
    :data:`TIE_MARGIN` points of the best accepted one: the dates already excluded whom they could, so nothing
@@ -214,9 +215,16 @@ class PatientMatcher:
         self._study_exam = np.array([s[0].exam_date.toordinal() for s in self.studies], dtype=np.int64)
         self._study_folder = [s[0].folder for s in self.studies]
 
-    def match(self, name: str, birthday: date | None = None, exam_date: date | None = None) -> MatchResult:
+    def match(
+        self,
+        name: str,
+        birthday: date | None = None,
+        exam_date: date | None = None,
+        *,
+        birth_year: int | None = None,
+    ) -> MatchResult:
         """The decision for one patient (see :meth:`match_many`)."""
-        return self.match_many([name], [birthday], [exam_date])[0]
+        return self.match_many([name], [birthday], [exam_date], birth_years=[birth_year])[0]
 
     def match_by_name(self, name: str, exam_date: date | None = None) -> MatchResult:
         """The decision for a patient known by name (and exam date) only, as a patient-named PDF gives them."""
@@ -260,17 +268,26 @@ class PatientMatcher:
         names: Sequence[str],
         birthdays: Sequence[date | None] | None = None,
         exam_dates: Sequence[date | None] | None = None,
+        *,
+        birth_years: Sequence[int | None] | None = None,
     ) -> list[MatchResult]:
         """One decision per name, in order; ``birthdays``/``exam_dates`` (same length, ``None`` = unknown)
-        exclude and confirm candidates as the module docstring's rules say."""
+        exclude and confirm candidates as the module docstring's rules say. ``birth_years`` stand in for the
+        birthdays that are unknown (a report that gives the year only); a known birthday's own year wins."""
         n = len(names)
         birthdays = [None] * n if birthdays is None else birthdays
         exam_dates = [None] * n if exam_dates is None else exam_dates
-        if len(birthdays) != n or len(exam_dates) != n:
-            raise ValueError(f"{n} names but {len(birthdays)} birthdays and {len(exam_dates)} exam dates")
+        birth_years = [None] * n if birth_years is None else birth_years
+        if len(birthdays) != n or len(exam_dates) != n or len(birth_years) != n:
+            raise ValueError(
+                f"{n} names but {len(birthdays)} birthdays, {len(birth_years)} birth years and "
+                f"{len(exam_dates)} exam dates"
+            )
         if n == 0:
             return []
-        query_year = np.array([b.year if b else 0 for b in birthdays], dtype=np.int64)
+        query_year = np.array(
+            [b.year if b else (y or 0) for b, y in zip(birthdays, birth_years, strict=True)], dtype=np.int64
+        )
         query_exam = np.array([d.toordinal() if d else 0 for d in exam_dates], dtype=np.int64)
 
         # Score each distinct query once against each distinct folder name, keep the pairs >= threshold.

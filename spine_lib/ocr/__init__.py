@@ -1,5 +1,6 @@
 """OCR of Vietnamese radiology reports: engines (Tesseract; PaddleOCR detection + VietOCR recognition) and
-:class:`DocumentExtractor`, which reads PNG/JPEG/TIFF scans and PDFs (text layer first, OCR otherwise).
+:class:`DocumentExtractor`, which reads PNG/JPEG/TIFF scans and PDFs (text layer first, OCR otherwise), each
+page cleaned of red and blue ink (:mod:`.ink`) and set upright and level first (:mod:`.orientation`).
 
 ```python
 from spine_lib.ocr import DocumentExtractor
@@ -7,6 +8,7 @@ from spine_lib.ocr import DocumentExtractor
 doc = DocumentExtractor().extract(Path("reports/250010139.png"), region=(0.0, 0.45))  # header band only
 for line in doc.lines:
     print(line.text, line.box, line.confidence)
+print(doc.rotations)  # {0: 180}: page 1 was upside down
 ```
 
 Names are imported lazily: ``import spine_lib.ocr`` pulls in neither pytesseract, pypdfium2 nor OpenCV.
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
         TextLine,
         reading_order,
     )
-    from spine_lib.ocr.document import DocumentExtractor, DocumentText
+    from spine_lib.ocr.document import DocumentExtractor, DocumentText, PageCorrection
+    from spine_lib.ocr.ink import remove_coloured_ink
+    from spine_lib.ocr.orientation import PageGeometry, estimate_geometry
     from spine_lib.ocr.tesseract import TesseractEngine
     from spine_lib.ocr.vietocr_paddle import PaddleVietOCREngine, crop_polygon
 
@@ -39,6 +43,10 @@ _HOMES = {
     "reading_order": "base",
     "DocumentExtractor": "document",
     "DocumentText": "document",
+    "PageCorrection": "document",
+    "PageGeometry": "orientation",
+    "estimate_geometry": "orientation",
+    "remove_coloured_ink": "ink",
     "TesseractEngine": "tesseract",
     "PaddleVietOCREngine": "vietocr_paddle",
     "crop_polygon": "vietocr_paddle",
@@ -51,10 +59,14 @@ __all__ = [
     "OCREngine",
     "OCRUnavailableError",
     "PaddleVietOCREngine",
+    "PageCorrection",
+    "PageGeometry",
     "TesseractEngine",
     "TextLine",
     "crop_polygon",
+    "estimate_geometry",
     "reading_order",
+    "remove_coloured_ink",
 ]
 
 

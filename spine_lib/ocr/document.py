@@ -4,26 +4,44 @@ PDF pages with a real text layer are read exactly and fast (no OCR, no Tesseract
 and images are rendered/opened and given to an :class:`~spine_lib.ocr.base.OCREngine` (Tesseract by default,
 created on the first page that needs OCR). ``region=(top, bottom)`` limits OCR to a horizontal band of the
 page, as fractions of its height: ``(0.0, 0.45)`` is the header with the patient fields, ~2x faster than
-the whole page. Boxes are always in full-page pixel coordinates.
+the whole page.
+
+Before OCR every page is cleaned and set upright: red and blue ink (stamps, signatures) is turned to paper
+(:mod:`spine_lib.ocr.ink`), a JPEG's EXIF orientation is applied, and the page is turned a quarter, half or
+three quarters and levelled as its ink says (:mod:`spine_lib.ocr.orientation`). That guess costs a few
+milliseconds; when the page then reads with good confidence it is kept, so an upright page pays nothing
+more. A page that reads badly gets a second opinion (Tesseract's orientation detection where its ``osd``
+data is installed, else OCR of the candidate turns) and is read again if that disagrees. The turn found for
+a page is remembered, so reading another band of the same file does not decide it again. Boxes are in the
+pixel coordinates of the page as read: upright and levelled (:attr:`DocumentText.corrections` says how).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pypdfium2 as pdfium
-from PIL import Image, ImageSequence
+from PIL import Image, ImageOps, ImageSequence
 
 from spine_lib.errors import ConfigError, InputPathError, UnsupportedFormatError
 from spine_lib.ocr.base import NO_BOX, DocumentReadError, OCREngine, TextLine
+from spine_lib.ocr.ink import remove_coloured_ink
+from spine_lib.ocr.orientation import (
+    QUARTER_TURNS,
+    estimate_geometry,
+    osd_available,
+    osd_rotation,
+    turn_upright,
+)
 
-__all__ = ["IMAGE_SUFFIXES", "PDF_SUFFIXES", "DocumentExtractor", "DocumentText"]
+__all__ = ["IMAGE_SUFFIXES", "ORIENTATIONS", "PDF_SUFFIXES", "DocumentExtractor", "DocumentText", "PageCorrection"]
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
 PDF_SUFFIXES: frozenset[str] = frozenset({".pdf"})
@@ -37,6 +55,35 @@ LAST_LINE = "last_line"
 #: A band of the page to OCR: (top, bottom) fractions, "last_line" (found from the ink), or None (everything).
 Region = tuple[float, float] | Literal["last_line"] | None
 
+#: How pages are set upright: "auto" (the ink's guess, checked by how well the page reads), "osd" (Tesseract's
+#: orientation detection on every page, slower), "off" (pages read as they are, not levelled either).
+ORIENTATIONS: tuple[str, ...] = ("auto", "osd", "off")
+#: A page read at least this well (mean confidence over its letters and digits) is taken as the right way up.
+CONFIDENT = 0.6
+#: ... when it has at least this many letters and digits; fewer say nothing either way.
+CONFIDENT_CHARS = 12
+#: Pages with less ink than this (pixels of the page shrunk for the estimate) are blank: nothing to turn.
+BLANK_INK = 200
+#: OSD answers below this confidence are ignored (Tesseract is often wrong there).
+OSD_MIN_CONFIDENCE = 1.0
+_MAX_REMEMBERED = 512
+
+
+@dataclass(frozen=True)
+class PageCorrection:
+    """How one page was prepared for OCR."""
+
+    page: int  # 0-based
+    rotation: int = 0  # clockwise degrees the page was turned by to read it upright (0, 90, 180, 270)
+    skew: float = 0.0  # degrees of counter-clockwise lean removed after the turn
+    method: str = "off"  # how the turn was decided, see below
+    coloured_ink: float = 0.0  # fraction of the page's pixels that were red/blue ink turned to paper
+    seconds: float = 0.0  # time spent on cleaning and orientation, beyond the one OCR of the page kept
+
+    # method: "text_layer" (not OCR'd), "off" (orientation off), "blank" (no ink), "ink" (the ink's guess read
+    # well), "confirmed" (read badly; the second opinion agreed), "osd" / "ocr" (the second opinion turned it),
+    # "remembered" (decided by an earlier call on the same file), "osd_only" (orientation="osd")
+
 
 @dataclass
 class DocumentText:
@@ -47,11 +94,17 @@ class DocumentText:
     source: str  # "text_layer" (every page from the PDF text layer), "ocr" (every page OCR'd) or "mixed"
     pages: int  # pages read (1 for a single image, or with first_page_only)
     seconds: float  # wall time of extract()
+    corrections: list[PageCorrection] = field(default_factory=list)  # one per page read, in page order
 
     @property
     def text(self) -> str:
         """All lines joined by newlines."""
         return "\n".join(line.text for line in self.lines)
+
+    @property
+    def rotations(self) -> dict[int, int]:
+        """Page -> clockwise degrees it was turned by to read it (0 for text-layer pages)."""
+        return {correction.page: correction.rotation for correction in self.corrections}
 
 
 class DocumentExtractor:
@@ -60,15 +113,31 @@ class DocumentExtractor:
     ``engine``: the OCR engine; None creates a :class:`~spine_lib.ocr.tesseract.TesseractEngine` the
     first time a page needs OCR (so PDFs with a text layer need no Tesseract). ``pdf_dpi``: the resolution
     image-only PDF pages are rendered at for OCR. ``min_text_chars``: a PDF page whose text layer has fewer
-    non-space characters than this is OCR'd instead.
+    non-space characters than this is OCR'd instead. ``orientation``: one of :data:`ORIENTATIONS`.
+    ``remove_colour``: turn red and blue ink to paper before OCR.
     """
 
-    def __init__(self, engine: OCREngine | None = None, pdf_dpi: int = 200, min_text_chars: int = 20) -> None:
+    def __init__(
+        self,
+        engine: OCREngine | None = None,
+        pdf_dpi: int = 200,
+        min_text_chars: int = 20,
+        orientation: str = "auto",
+        remove_colour: bool = True,
+    ) -> None:
         if pdf_dpi <= 0:
             raise ConfigError("DocumentExtractor", f"pdf_dpi must be > 0, got {pdf_dpi}")
+        if orientation not in ORIENTATIONS:
+            raise ConfigError(
+                "DocumentExtractor", f"orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}"
+            )
         self._engine = engine
         self.pdf_dpi = pdf_dpi
         self.min_text_chars = min_text_chars
+        self.orientation = orientation
+        self.remove_colour = remove_colour
+        self._osd: bool | None = None  # whether Tesseract's OSD is usable, found on first need
+        self._turns: OrderedDict[tuple[str, int, int, int], tuple[int, float]] = OrderedDict()
 
     @property
     def engine(self) -> OCREngine:
@@ -102,23 +171,38 @@ class DocumentExtractor:
             raise InputPathError(path, "document not found")
         if not path.is_file():
             raise InputPathError(path, "expected a file, found a folder")
+        stat = path.stat()
+        identity = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        corrections: list[PageCorrection] = []
         if suffix in PDF_SUFFIXES:
-            lines, sources, pages = self._read_pdf(path, region, first_page_only)
+            lines, sources, pages = self._read_pdf(path, region, first_page_only, identity, corrections)
         else:
-            lines, sources, pages = self._read_image(path, region, first_page_only)
+            lines, sources, pages = self._read_image(path, region, first_page_only, identity, corrections)
         source = sources.pop() if len(sources) == 1 else MIXED if sources else OCR
         return DocumentText(
-            path=path, lines=lines, source=source, pages=pages, seconds=time.perf_counter() - start
+            path=path,
+            lines=lines,
+            source=source,
+            pages=pages,
+            seconds=time.perf_counter() - start,
+            corrections=corrections,
         )
 
     # ------------------------------------------------------------------------------------------- images
     def _read_image(
-        self, path: Path, region: Region, first_page_only: bool
+        self,
+        path: Path,
+        region: Region,
+        first_page_only: bool,
+        identity: tuple[str, int, int],
+        corrections: list[PageCorrection],
     ) -> tuple[list[TextLine], set[str], int]:
         lines: list[TextLine] = []
         pages = 0
         for index, frame in enumerate(_image_frames(path)):
-            lines.extend(self._ocr_page(frame, index, region))
+            page_lines, correction = self._ocr_page(frame, index, region, (*identity, index))
+            lines.extend(page_lines)
+            corrections.append(correction)
             pages += 1
             if first_page_only:
                 break
@@ -126,7 +210,12 @@ class DocumentExtractor:
 
     # ------------------------------------------------------------------------------------------- PDFs
     def _read_pdf(
-        self, path: Path, region: Region, first_page_only: bool
+        self,
+        path: Path,
+        region: Region,
+        first_page_only: bool,
+        identity: tuple[str, int, int],
+        corrections: list[PageCorrection],
     ) -> tuple[list[TextLine], set[str], int]:
         try:
             document = pdfium.PdfDocument(path)
@@ -155,6 +244,7 @@ class DocumentExtractor:
                         for row in text.splitlines()
                         if row.strip()
                     )
+                    corrections.append(PageCorrection(page=index, method=TEXT_LAYER))
                     continue
                 try:
                     # pypdfium2 annotates `scale` as int (from its default, 1); floats are what it takes
@@ -164,14 +254,66 @@ class DocumentExtractor:
                         path, f"cannot render page {index + 1} ({_pdfium_cause(error)})"
                     ) from None
                 sources.add(OCR)
-                lines.extend(self._ocr_page(image, index, region))
+                page_lines, correction = self._ocr_page(image, index, region, (*identity, index))
+                lines.extend(page_lines)
+                corrections.append(correction)
             return lines, sources, pages
         finally:
             document.close()
 
     # ------------------------------------------------------------------------------------------- OCR
-    def _ocr_page(self, image: Image.Image, page: int, region: Region) -> list[TextLine]:
-        """OCR of one page (or of its ``region`` band), boxes in full-page coordinates."""
+    def _ocr_page(
+        self, image: Image.Image, page: int, region: Region, key: tuple[str, int, int, int]
+    ) -> tuple[list[TextLine], PageCorrection]:
+        """OCR of one page (or of its ``region`` band) once cleaned and set upright; how it was corrected."""
+        start = time.perf_counter()
+        ink = 0.0
+        if self.remove_colour:
+            image, ink = remove_coloured_ink(image)
+        remembered = self._turns.get(key)
+        if self.orientation == "off":
+            rotation, skew, method = 0, 0.0, "off"
+        elif remembered is not None:
+            self._turns.move_to_end(key)
+            (rotation, skew), method = remembered, "remembered"
+        elif self.orientation == "osd":
+            rotation, skew, method = self._osd_turn(image)
+            self._remember(key, rotation, skew)
+        else:
+            return self._ocr_page_auto(image, page, region, key, ink, start)
+        lines, read = self._timed_read(turn_upright(image, rotation, skew), page, region)
+        return lines, PageCorrection(page, rotation, skew, method, ink, time.perf_counter() - start - read)
+
+    def _ocr_page_auto(
+        self, image: Image.Image, page: int, region: Region, key: tuple[str, int, int, int], ink: float,
+        start: float,
+    ) -> tuple[list[TextLine], PageCorrection]:
+        """The ink's guess read first; a second opinion only when that reads badly (see the module)."""
+        geometry = estimate_geometry(image)
+        if geometry.ink_pixels < BLANK_INK:
+            lines, read = self._timed_read(image, page, region)
+            return lines, PageCorrection(page, 0, 0.0, "blank", ink, time.perf_counter() - start - read)
+        rotation, skew, method = geometry.rotation, geometry.skew, "ink"
+        lines, read = self._timed_read(turn_upright(image, rotation, skew), page, region)
+        if not reads_well(lines):
+            second, how = self._second_opinion(image, rotation)
+            if second == rotation:
+                method = "confirmed"
+            else:
+                if (second - rotation) % 180:  # the other axis: the lean is measured anew
+                    skew = estimate_geometry(turn_upright(image, second)).skew
+                rotation, method = second, how
+                lines, read = self._timed_read(turn_upright(image, rotation, skew), page, region)
+        self._remember(key, rotation, skew)
+        return lines, PageCorrection(page, rotation, skew, method, ink, time.perf_counter() - start - read)
+
+    def _timed_read(self, image: Image.Image, page: int, region: Region) -> tuple[list[TextLine], float]:
+        start = time.perf_counter()
+        lines = self._ocr_region(image, page, region)
+        return lines, time.perf_counter() - start
+
+    def _ocr_region(self, image: Image.Image, page: int, region: Region) -> list[TextLine]:
+        """OCR of ``image`` (or of its ``region`` band), boxes in full-page coordinates."""
         top = 0
         if region == LAST_LINE:
             region = last_text_band(image)
@@ -187,6 +329,80 @@ class DocumentExtractor:
             dataclasses.replace(line, page=page, box=_shift(line.box, top))
             for line in self.engine.recognize(image)
         ]
+
+    def _remember(self, key: tuple[str, int, int, int], rotation: int, skew: float) -> None:
+        self._turns[key] = (rotation, skew)
+        self._turns.move_to_end(key)
+        while len(self._turns) > _MAX_REMEMBERED:
+            self._turns.popitem(last=False)
+
+    def _has_osd(self) -> bool:
+        if self._osd is None:
+            self._osd = osd_available()
+        return self._osd
+
+    def _osd_turn(self, image: Image.Image) -> tuple[int, float, str]:
+        """Rotation by Tesseract's OSD (the ink's guess when it cannot tell), then the lean of the turned page."""
+        answer = osd_rotation(image) if self._has_osd() else None
+        if answer is not None and answer[1] >= OSD_MIN_CONFIDENCE:
+            rotation, method = answer[0], "osd_only"
+        else:
+            rotation, method = estimate_geometry(image).rotation, "ink"
+        return rotation, estimate_geometry(turn_upright(image, rotation)).skew, method
+
+    def _second_opinion(self, image: Image.Image, guess: int) -> tuple[int, str]:
+        """The rotation of a page that read badly the way the ink said: OSD's, else the best-reading turn."""
+        if self._has_osd():
+            answer = osd_rotation(image)
+            if answer is not None and answer[1] >= OSD_MIN_CONFIDENCE:
+                return answer[0], "osd"
+        return best_reading_turn(image, self.engine, guess), "ocr"
+
+
+def reads_well(lines: list[TextLine]) -> bool:
+    """Whether OCR lines read like text the right way up: enough letters and digits at good mean confidence.
+
+    Text read sideways or upside down comes out as a few low-confidence fragments (mean ~0.1-0.4 here,
+    against ~0.9 for the same page upright).
+    """
+    weights = [sum(ch.isalnum() for ch in line.text) for line in lines]
+    total = sum(weights)
+    if total < CONFIDENT_CHARS:
+        return False
+    return sum(w * line.confidence for w, line in zip(weights, lines, strict=True)) / total >= CONFIDENT
+
+
+def reading_score(lines: list[TextLine]) -> float:
+    """Letters and digits read, weighted by their line's confidence (higher: reads more like text)."""
+    return sum(sum(ch.isalnum() for ch in line.text) * line.confidence**2 for line in lines)
+
+
+def best_reading_turn(image: Image.Image, engine: OCREngine, guess: int = 0, band: float = 0.3) -> int:
+    """The quarter turn under which the page reads best, tried from the ink's ``guess`` on.
+
+    Each turn is read at half resolution on the ``band`` (fraction of the turned page's height) that holds
+    the most ink: enough to tell text from nonsense. Turns are tried in the order guess, half a turn from it,
+    then the other two; the first that reads well is taken, else the one that read most like text.
+    """
+    small = image.convert("L").reduce(2)
+    scores: dict[int, float] = {}
+    for rotation in (guess, (guess + 180) % 360, (guess + 90) % 360, (guess + 270) % 360):
+        turned = turn_upright(small, rotation)
+        top, bottom = _densest_band(turned, band)
+        lines = engine.recognize(turned.crop((0, top, turned.width, bottom)))
+        if reads_well(lines):
+            return rotation
+        scores[rotation] = reading_score(lines)
+    return max(QUARTER_TURNS, key=lambda rotation: (scores[rotation], rotation == guess))
+
+
+def _densest_band(image: Image.Image, fraction: float) -> tuple[int, int]:
+    """``(top, bottom)`` rows of the band ``fraction`` of the page high that holds the most dark pixels."""
+    ink = (np.asarray(image) < 128).sum(axis=1).astype(np.int64)
+    height = max(1, min(image.height, round(fraction * image.height)))
+    sums = np.convolve(ink, np.ones(height, dtype=np.int64), mode="valid")
+    top = int(np.argmax(sums)) if sums.size else 0
+    return top, top + height
 
 
 def last_text_band(image: Image.Image, margin: float = 0.004) -> tuple[float, float] | None:
@@ -234,7 +450,7 @@ def _image_frames(path: Path) -> Iterator[Image.Image]:
         with Image.open(path) as image:
             for frame in ImageSequence.Iterator(image):
                 frame.load()
-                yield _on_white(frame)
+                yield _on_white(ImageOps.exif_transpose(frame))  # a phone photo's EXIF orientation
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         cause = str(error) or type(error).__name__
         raise DocumentReadError(path, f"cannot read image ({cause})") from None

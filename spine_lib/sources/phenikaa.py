@@ -9,13 +9,15 @@ raw/Phenikaa/tables/      Excel/CSV label tables, one row per (patient, IVD labe
 
 The label tables count discs from the top (IVD label 1 = L1/L2): the conversion is
 :func:`spine_lib.levels.level_from_phenikaa_ivd_label`. The reports are Vietnamese forms whose patient fields
-carry the labels below; names and birthdays are PHI and never leave the raw data and the interim folder.
+carry the labels of :data:`FIELD_LABELS` (any wording of a field, in any order, several on a line); names and
+birthdays are PHI and never leave the raw data and the interim folder.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from spine_lib.core.checks import CheckOutcome
 from spine_lib.core.layout import PHENIKAA_IMAGES as IMAGES
@@ -25,19 +27,24 @@ from spine_lib.errors import SpineVisionError
 
 __all__ = [
     "BIRTHDAY_LABEL",
+    "CITY_NAMES",
+    "FIELD_LABELS",
     "FOLDER_FORMAT",
     "FOLDER_PATTERN",
     "ID_LABEL",
     "IMAGES",
     "LABEL_TABLE_COLUMNS",
     "NAME_LABEL",
+    "OTHER_LABELS",
     "REPORTS",
     "REPORT_ID_STEM",
     "REPORT_NAME_STEM",
     "REPORT_SUFFIXES",
     "SAGITTAL_WORDS",
     "SEX_LABEL",
+    "SIGNATURE_LABELS",
     "TABLES",
+    "ReportField",
     "check_label_tables",
     "describe_phenikaa",
     "sagittal_series_type",
@@ -49,11 +56,43 @@ REPORT_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".
 REPORT_ID_STEM = re.compile(r"\d{6,12}")
 #: ``NGUYEN_VAN_SON`` or ``NGUYEN_VAN_SON_20250718``: at least two upper-case ASCII words, optional YYYYMMDD.
 REPORT_NAME_STEM = re.compile(r"(?P<name>[A-Z]+(?:[_ ]+[A-Z]+)+)(?:[_ ]+(?P<date>\d{8}))?")
-#: The labels of the report's patient fields.
-NAME_LABEL = "Họ tên người bệnh"
-BIRTHDAY_LABEL = "Ngày sinh"
-ID_LABEL = "Số phiếu"
-SEX_LABEL = "Giới tính"
+#: A patient field of the report form.
+ReportField = Literal["name", "patient_id", "birthday", "sex", "exam_date"]
+#: Every wording a field's label may take on the hospital's forms, the preferred first (when a form carries two
+#: of them, ``Số phiếu`` and ``Mã BN`` say, the earlier one is the field). Labels are compared in their
+#: :func:`~spine_lib.matching.fuzzy.normalize_text` form, so each wording also stands for its spelling without
+#: diacritics, in any case, with any punctuation (``"Ho va ten"``, ``"HỌ VÀ TÊN"``, ``"Mã BN."``), and OCR's
+#: misspellings are matched fuzzily (:mod:`spine_lib.matching.fields`).
+FIELD_LABELS: dict[ReportField, tuple[str, ...]] = {
+    "name": (
+        "Họ tên người bệnh", "Họ và tên người bệnh", "Họ tên bệnh nhân", "Họ và tên bệnh nhân", "Họ tên BN",
+        "Tên bệnh nhân", "Tên người bệnh", "Họ và tên", "Họ tên",
+    ),
+    "patient_id": ("Số phiếu", "Mã phiếu", "Mã bệnh nhân", "Mã người bệnh", "Mã BN", "Mã số BN"),
+    "birthday": ("Ngày sinh", "Ngày tháng năm sinh", "Ngày/tháng/năm sinh", "Năm sinh"),
+    "sex": ("Giới tính", "Giới"),
+    "exam_date": ("Ngày chụp", "Ngày chụp phim", "Ngày thực hiện", "Ngày khám"),
+}
+#: Labels a form carries besides those: never extracted, but a field's value ends where one of them begins.
+OTHER_LABELS: tuple[str, ...] = (
+    "Tuổi", "Địa chỉ", "Chẩn đoán", "Chỉ định", "Kỹ thuật", "Khoa", "Phòng", "Buồng", "Giường", "Nghề nghiệp",
+    "Dân tộc", "Quốc tịch", "Điện thoại", "SĐT", "Số điện thoại", "Đối tượng", "BHYT", "Số BHYT", "Mã BHYT",
+    "Số thẻ BHYT", "Nơi chỉ định", "Nơi gửi", "Bác sĩ chỉ định", "Bác sĩ điều trị", "Người nhà",
+    "Họ tên người nhà", "Người liên hệ", "Ngày vào viện", "Ngày nhập viện", "Ngày in", "Ngày chỉ định",
+    "Mô tả", "Kết luận", "Kết quả", "Đề nghị", "Lời dặn", "Ghi chú",
+)
+#: How the signature block under the report's date line begins (the reading doctor's title, then the name).
+SIGNATURE_LABELS: tuple[str, ...] = (
+    "Bác sĩ đọc kết quả", "Người đọc kết quả", "Bác sĩ chuyên khoa", "Trưởng khoa", "Kỹ thuật viên",
+    "Người thực hiện", "Bác sĩ", "Bác sỹ", "ThS. BS.", "TS. BS.", "BSCKI", "BSCKII", "BS.",
+)
+#: Places a report's date line may start with (``"Hà Nội, ngày 18 tháng 07 năm 2025"``, ``"Hà Nội, 18/07/2025"``).
+CITY_NAMES: tuple[str, ...] = ("Hà Nội", "Hà Đông", "TP. Hồ Chí Minh", "Hồ Chí Minh", "Hải Phòng", "Đà Nẵng")
+#: The preferred label of each patient field (the wording the hospital's standard form uses).
+NAME_LABEL = FIELD_LABELS["name"][0]
+BIRTHDAY_LABEL = FIELD_LABELS["birthday"][0]
+ID_LABEL = FIELD_LABELS["patient_id"][0]
+SEX_LABEL = FIELD_LABELS["sex"][0]
 #: ``NAME[_YYYY]_YYYYMMDD[ (n)]``: upper-case ASCII words joined by ``_``, birth year, exam date, copy counter.
 FOLDER_PATTERN = re.compile(
     r"(?P<name>[A-Z]+(?:_[A-Z]+)*)(?:_(?P<year>\d{4}))?_(?P<date>\d{8})(?: \((?P<copy>\d+)\))?"

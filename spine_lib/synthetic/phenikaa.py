@@ -1,19 +1,24 @@
 """Phenikaa-hospital-like source: reports (ID-named PNG scans, patient-named PDFs), one DICOM study folder per
 patient named as the hospital exports them, and Excel label tables with the mess real tables have.
 
-Phenikaa tables count IVD levels from the top (1 = L1/L2): see :mod:`spine_lib.levels`.
+By default the reports are of four kinds (clean and scanned PNGs, PDFs with and without a text layer); with
+``report_kinds`` they are of the kinds a real inbox holds (:data:`spine_lib.synthetic.reports.REPORT_KINDS`:
+turned pages, stamps, other forms, year-only birthdays, signature blocks, phone photos, two-page scans), one
+kind per patient in turn. Phenikaa tables count IVD levels from the top (1 = L1/L2): see :mod:`spine_lib.levels`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from spine_lib.core.layout import DataLayout
+from spine_lib.errors import ConfigError
 from spine_lib.io import DicomSeriesInfo, write_dicom_series
 from spine_lib.io.dicom import deterministic_uid
 from spine_lib.io.tabular import write_table_xlsx
@@ -21,7 +26,13 @@ from spine_lib.levels import LEVELS, phenikaa_ivd_label
 from spine_lib.sources.phenikaa import LABEL_TABLE_COLUMNS
 from spine_lib.synthetic.people import SyntheticPatient, ascii_name, lookalike_pairs, make_patients
 from spine_lib.synthetic.phantom import build_anatomy, render_series, sagittal_geometry, sample_grades
-from spine_lib.synthetic.reports import render_report_pdf, render_report_png, report_lines
+from spine_lib.synthetic.reports import (
+    REPORT_KINDS,
+    render_report_pdf,
+    render_report_png,
+    report_lines,
+    write_report,
+)
 from spine_lib.synthetic.spider import RenderSize
 from spine_lib.synthetic.truth import disc_truths, relative, series_truth
 
@@ -63,8 +74,19 @@ def table_row(patient_id: str, level: str, grades: Any, modic: object | None = N
     ]
 
 
-def write_phenikaa(layout: DataLayout, patients: int, seed: int, size: RenderSize) -> dict[str, Any]:
-    """Write the Phenikaa-like source under ``layout.phenikaa``; return its truth (PHI included: raw data)."""
+def write_phenikaa(
+    layout: DataLayout, patients: int, seed: int, size: RenderSize, report_kinds: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Write the Phenikaa-like source under ``layout.phenikaa``; return its truth (PHI included: raw data).
+
+    ``report_kinds``: report kinds of :data:`~spine_lib.synthetic.reports.REPORT_KINDS`, one per patient in
+    turn (None: the four usual kinds). A patient's truth then also holds ``report_truth``, what the report
+    prints (a year-only birthday, the turn of each page, ...).
+    """
+    unknown = [kind for kind in report_kinds or () if kind not in REPORT_KINDS]
+    if unknown or (report_kinds is not None and not report_kinds):
+        raise ConfigError("report_kinds", f"expected kinds among {', '.join(REPORT_KINDS)}, got {report_kinds}")
+    used_names: set[str] = set()
     rng = np.random.default_rng([seed, 3])
     people = make_patients(patients, rng)
     truth: dict[str, Any] = {"patients": [], "corrupted_ids": [CORRUPTED_ID], "table_quirks": {}}
@@ -113,13 +135,22 @@ def write_phenikaa(layout: DataLayout, patients: int, seed: int, size: RenderSiz
             }
             for level, g in findings.items()
         }
-        lines = report_lines(person, report_findings)
-        name, report_format = report_name(person, index)
-        report_path = layout.phenikaa_reports / name
-        if report_format.startswith("png"):
-            render_report_png(lines, report_path, scanned=report_format == "png_scanned", rng=subject_rng)
+        extra: dict[str, Any] = {}
+        if report_kinds:
+            layout.phenikaa_reports.mkdir(parents=True, exist_ok=True)
+            report_format = report_kinds[index % len(report_kinds)]
+            written = write_report(report_format, person, report_findings, layout.phenikaa_reports, subject_rng,
+                                   used_names=used_names)
+            report_path = layout.phenikaa_reports / written.file
+            extra["report_truth"] = written.as_dict()
         else:
-            render_report_pdf(lines, report_path, text_layer=report_format == "pdf_text", rng=subject_rng)
+            lines = report_lines(person, report_findings)
+            name, report_format = report_name(person, index)
+            report_path = layout.phenikaa_reports / name
+            if report_format.startswith("png"):
+                render_report_png(lines, report_path, scanned=report_format == "png_scanned", rng=subject_rng)
+            else:
+                render_report_pdf(lines, report_path, text_layer=report_format == "pdf_text", rng=subject_rng)
         rows.extend(table_row(person.patient_id, level, anatomy.grades[level]) for level in LEVELS)
         truth["patients"].append({
             "patient_id": person.patient_id,
@@ -132,6 +163,7 @@ def write_phenikaa(layout: DataLayout, patients: int, seed: int, size: RenderSiz
             "image_folders": [relative(layout, layout.phenikaa_images / f) for f in folders],
             "series": series_truths,
             "discs": disc_truths(anatomy),
+            **extra,
         })
     rows = add_table_quirks(rows, truth)
     half = (len(rows) + 1) // 2

@@ -6,11 +6,13 @@ Two steps, so that each report is read once, when it arrives:
    :func:`save_report_fields` stores it as ``<interim>/reports/<report file>.json``.
 2. :func:`match_patients` gathers every stored report, matches patients to image folders, joins the label
    tables and writes the dataset: ``<output>/radiological_labels.csv`` and ``<output>/images/<patient_id>/``
-   (identified by patient ID only), plus ``report_fields.csv``, ``matches.csv`` and ``rejects.csv`` in the
-   interim folder, the only place where names and birthdays are kept.
+   (identified by patient ID only), plus ``report_fields.csv``, ``matches.csv``, ``rejects.csv`` and
+   ``review.csv`` in the interim folder, the only place where names and birthdays are kept; a reviewer's
+   decisions (``overrides.csv`` there) are applied first.
 
 Modules by stage: :mod:`.config`, :mod:`.reports` (reading), :mod:`.match` (matching and the tables),
-:mod:`.export` (DICOM export), :mod:`.inbox` (the inbox and the names reports go by in Dagster).
+:mod:`.review` (the review table and the reviewer's decisions), :mod:`.export` (DICOM export), :mod:`.inbox`
+(the inbox, what in it is not a report, and the names reports go by in Dagster).
 """
 
 from spine_lib.datasets.phenikaa.config import PreprocessConfig
@@ -18,6 +20,9 @@ from spine_lib.datasets.phenikaa.export import export_images
 from spine_lib.datasets.phenikaa.inbox import (
     file_signature,
     inbox_changes,
+    inbox_rejects,
+    is_report_file,
+    not_report_reason,
     report_files,
     report_partition_key,
     resolve_report_key,
@@ -34,13 +39,26 @@ from spine_lib.datasets.phenikaa.reports import (
     make_extractor,
     masked_name,
     process_reports,
+    read_form,
     read_report,
     report_table_preview,
     save_report_fields,
     write_report_table,
 )
+from spine_lib.datasets.phenikaa.review import (
+    NO_FOLDER,
+    OVERRIDES_FILE,
+    REVIEW_FILE,
+    Decision,
+    read_overrides,
+    resolve_decisions,
+)
 
 __all__ = [
+    "NO_FOLDER",
+    "OVERRIDES_FILE",
+    "REVIEW_FILE",
+    "Decision",
     "MatchingQuality",
     "PhenikaaReport",
     "PreprocessConfig",
@@ -48,18 +66,24 @@ __all__ = [
     "export_images",
     "file_signature",
     "inbox_changes",
+    "inbox_rejects",
+    "is_report_file",
     "load_report_fields",
     "main",
     "make_extractor",
     "masked_name",
     "match_patients",
     "matching_quality",
+    "not_report_reason",
     "preprocess",
     "process_reports",
+    "read_form",
+    "read_overrides",
     "read_report",
     "report_files",
     "report_partition_key",
     "report_table_preview",
+    "resolve_decisions",
     "resolve_report_key",
     "save_report_fields",
     "write_report_table",

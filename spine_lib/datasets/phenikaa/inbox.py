@@ -1,4 +1,10 @@
-"""The reports inbox: which files are reports, which are new or changed, and the names they go by in Dagster."""
+"""The reports inbox: which files are reports, why the others are not, which are new or changed, and the names
+reports go by in Dagster.
+
+Every entry of the inbox is accounted for: a report file (:data:`REPORT_SUFFIXES`) is read, anything else
+(:func:`not_report_reason`) is listed in ``rejects.csv`` with the reason. The sensor and the CLI share
+:func:`is_report_file`, so they agree on what a report is.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,65 @@ from pathlib import Path
 from spine_lib.errors import ConfigError
 from spine_lib.sources.phenikaa import REPORT_SUFFIXES
 
+#: What the inbox may hold besides reports, by extension, to say why each is not read.
+OTHER_FILE_KINDS: dict[str, str] = {
+    ".txt": "a text file",
+    ".csv": "a table",
+    ".xls": "a spreadsheet",
+    ".xlsx": "a spreadsheet",
+    ".doc": "a word-processor document (export it as PDF)",
+    ".docx": "a word-processor document (export it as PDF)",
+    ".odt": "a word-processor document (export it as PDF)",
+    ".rtf": "a word-processor document (export it as PDF)",
+    ".bmp": "an image format that is not read (save it as PNG or JPEG)",
+    ".gif": "an image format that is not read (save it as PNG or JPEG)",
+    ".webp": "an image format that is not read (save it as PNG or JPEG)",
+    ".heic": "an image format that is not read (save it as PNG or JPEG)",
+    ".heif": "an image format that is not read (save it as PNG or JPEG)",
+    ".jp2": "an image format that is not read (save it as PNG or JPEG)",
+    ".svg": "an image format that is not read (save it as PNG or JPEG)",
+    ".dcm": "a DICOM file (studies belong in images/)",
+    ".zip": "an archive (unpack the reports into the inbox)",
+    ".rar": "an archive (unpack the reports into the inbox)",
+    ".7z": "an archive (unpack the reports into the inbox)",
+}
 
-def report_files(reports: Path) -> list[Path]:
-    """Report files of the inbox (sorted); other files are not reports."""
+
+def is_report_file(name: str) -> bool:
+    """Whether a file of this name is read as a report (its extension is one of :data:`REPORT_SUFFIXES`)."""
+    return Path(name).suffix.lower() in REPORT_SUFFIXES
+
+
+def not_report_reason(path: Path) -> str | None:
+    """Why an inbox entry is not a report (no patient data in the reason); ``None`` for a report file.
+
+    An empty report file is still a report: reading it rejects it (and a later, complete upload is read).
+    """
+    if path.is_dir():
+        return "a folder, not a report (reports are read from the top of the inbox only)"
+    if not path.is_file():
+        return "not a regular file"
+    if is_report_file(path.name):
+        return None
+    suffix = path.suffix.lower()
+    kind = OTHER_FILE_KINDS.get(suffix) or (f"{suffix} files are not read" if suffix else "no file extension")
+    return f"not a report: {kind}; reports are {', '.join(REPORT_SUFFIXES)}"
+
+
+def _inbox(reports: Path) -> list[Path]:
     if not reports.is_dir():
         raise ConfigError(reports, "reports folder does not exist")
-    return sorted(p for p in reports.iterdir() if p.is_file() and p.suffix.lower() in REPORT_SUFFIXES)
+    return sorted(reports.iterdir())
+
+
+def report_files(reports: Path) -> list[Path]:
+    """Report files of the inbox (sorted); the other entries are :func:`inbox_rejects`."""
+    return [p for p in _inbox(reports) if p.is_file() and is_report_file(p.name)]
+
+
+def inbox_rejects(reports: Path) -> list[tuple[str, str]]:
+    """``(entry name, reason)`` for every entry of the inbox that is not a report file (sorted)."""
+    return [(p.name, reason) for p in _inbox(reports) if (reason := not_report_reason(p)) is not None]
 
 
 def file_signature(path: Path) -> str:
@@ -35,7 +94,7 @@ def inbox_changes(
     changes = []
     with os.scandir(reports) as entries:
         for entry in entries:
-            if not entry.is_file() or Path(entry.name).suffix.lower() not in REPORT_SUFFIXES:
+            if not entry.is_file() or not is_report_file(entry.name):
                 continue
             stat = entry.stat()
             signature = f"{stat.st_mtime_ns}:{stat.st_size}"

@@ -1,7 +1,8 @@
 """Step 2: every stored report matched to an image folder, joined with the label tables, written out.
 
-``<output>/radiological_labels.csv`` and ``<output>/images/<patient_id>/`` (patient IDs only), and
-``matches.csv`` and ``rejects.csv`` in the interim folder (every report ends matched or rejected).
+``<output>/radiological_labels.csv`` and ``<output>/images/<patient_id>/`` (patient IDs only), and in the interim
+folder ``matches.csv`` (``decision``: ``auto`` or ``manual``), ``rejects.csv`` (every inbox entry ends matched or
+rejected: files that are not reports too), ``review.csv`` and ``overrides.csv`` (:mod:`.review`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from spine_lib.datasets.phenikaa.config import PreprocessConfig
 from spine_lib.datasets.phenikaa.export import export_images
-from spine_lib.datasets.phenikaa.inbox import report_files
-from spine_lib.datasets.phenikaa.reports import load_report_fields, write_report_table
+from spine_lib.datasets.phenikaa.inbox import inbox_rejects, report_files
+from spine_lib.datasets.phenikaa.reports import ReportFields, load_report_fields, write_report_table
+from spine_lib.datasets.phenikaa.review import (
+    REFUSED,
+    REVIEW_FILE,
+    read_overrides,
+    resolve_decisions,
+    review_row,
+    write_review_table,
+)
 from spine_lib.formats import phenikaa_export
 from spine_lib.formats.phenikaa_export import LABELS_FILE
 from spine_lib.io.records import read_records_csv, write_records_csv
@@ -25,7 +34,9 @@ if TYPE_CHECKING:
 
 MATCHES_FILE = "matches.csv"
 REJECTS_FILE = "rejects.csv"
-MATCH_COLUMNS = ["patient_id", "report_file", "image_folder", "repeat_folders", "score", "status", "reason"]
+MATCH_COLUMNS = [
+    "patient_id", "report_file", "image_folder", "repeat_folders", "score", "status", "decision", "reason",
+]
 
 
 REJECT_COLUMNS = ["stage", "item", "reason"]
@@ -45,6 +56,10 @@ class PhenikaaReport:
     rejects: int = 0
     rejects_by_stage: dict[str, int] = field(default_factory=dict)
     images_exported: int = 0
+    not_reports: int = 0  # inbox entries that are not report files (listed in rejects.csv)
+    manual: int = 0  # reports settled by a reviewer's decision
+    waiting_for_review: int = 0  # rows of review.csv
+    stale_overrides: int = 0  # decisions not applied (report or folder gone, contradictions)
 
     def as_metadata(self) -> dict[str, Any]:
         data = asdict(self)
@@ -52,8 +67,55 @@ class PhenikaaReport:
         return data
 
 
+class _Settlement:
+    """The outcome of every report that reached matching: matches, claimed folders, review rows, rejects."""
+
+    def __init__(self) -> None:
+        self.matches: list[dict[str, object]] = []
+        self.folders: dict[str, list[Path]] = {}  # patient ID -> its study's exports, first one first
+        self.owner: dict[str, str] = {}  # folder -> patient ID
+        self.review: list[dict[str, object]] = []
+        self.rejects: list[dict[str, str]] = []
+
+    def settle(
+        self,
+        record: ReportFields,
+        status: str,
+        exports: list[Path],
+        *,
+        score: float | None,
+        reason: str,
+        decision: str,
+        candidates: list[tuple[str, float]],
+    ) -> None:
+        pid = str(record.patient_id)
+        folder = exports[0].name if exports else ""
+        if status == "matched" and folder in self.owner and self.owner[folder] != pid:
+            status, reason = "conflict", f"folder already matched to patient {self.owner[folder]}"
+        if status == "matched" and pid in self.folders:
+            status, reason = "conflict", "patient ID already matched by another report"
+        self.matches.append({
+            "patient_id": pid, "report_file": record.report_file, "image_folder": folder,
+            "repeat_folders": ";".join(p.name for p in exports[1:]),
+            "score": "" if score is None else round(score, 2),
+            "status": status, "decision": decision, "reason": reason,
+        })
+        if status == "matched":
+            self.owner[folder] = pid
+            self.folders[pid] = exports
+            return
+        self.rejects.append({"stage": "match", "item": record.report_file, "reason": f"{status}: {reason}"})
+        if status in REFUSED and not (decision == "manual" and status == "no_match"):
+            listed = candidates or ([(folder, score or 0.0)] if folder else [])
+            self.review.append(review_row(record, status, listed, reason))
+
+
 def match_patients(config: PreprocessConfig) -> PhenikaaReport:
-    """Match every stored report to an image folder, join the label tables, write the dataset and tables."""
+    """Match every stored report to an image folder, join the label tables, write the dataset and tables.
+
+    A reviewer's decisions (``overrides.csv``) are applied first; what the matcher then refuses lands in
+    ``review.csv``. Inbox entries that are not reports are rejects with their reason.
+    """
     from spine_lib.io.tabular import load_tabular_data
     from spine_lib.levels import level_from_phenikaa_ivd_label
     from spine_lib.matching.fuzzy import normalize_text
@@ -61,41 +123,46 @@ def match_patients(config: PreprocessConfig) -> PhenikaaReport:
 
     records = load_report_fields(config.interim_path, config.reports_path)
     inbox = {p.name for p in report_files(config.reports_path)}
-    rejects: list[dict[str, str]] = []
+    not_reports = inbox_rejects(config.reports_path)
+    rejects: list[dict[str, str]] = [{"stage": "report", "item": n, "reason": why} for n, why in not_reports]
     unread = sorted(inbox - {r.report_file for r in records})
     rejects.extend({"stage": "report", "item": name, "reason": "not read yet"} for name in unread)
     rejects.extend({"stage": "report", "item": r.report_file, "reason": r.reason} for r in records if r.status != "ok")
     ok = [r for r in records if r.status == "ok"]
 
-    matcher = PatientMatcher(config.data_path / IMAGES, threshold=config.image_fuzzy_threshold,
+    images = config.data_path / IMAGES
+    matcher = PatientMatcher(images, threshold=config.image_fuzzy_threshold,
                              exam_date_tolerance_days=config.exam_date_tolerance_days)
     rejects.extend({"stage": "image_folder", "item": f, "reason": why} for f, why in matcher.rejected_folders)
+    decisions, stale = resolve_decisions(read_overrides(config.interim_path), records, inbox,
+                                         lambda folder: (images / folder).is_dir())
+    rejects.extend({"stage": "override", "item": item, "reason": why} for item, why in stale)
+    studies = {export.folder: study for study in matcher.studies for export in study}
+
+    outcome = _Settlement()
+    for record in (r for r in ok if r.report_file in decisions):
+        decision = decisions[record.report_file]
+        if decision.folder is None:
+            outcome.settle(record, "no_match", [], score=None, decision="manual", candidates=[],
+                           reason=f"reviewer decided: no image folder ({decision.source})")
+            continue
+        study = studies.get(decision.folder, ())
+        others = [f.path for f in study if f.folder != decision.folder]
+        outcome.settle(record, "matched", [images / decision.folder, *others], score=None, decision="manual",
+                       candidates=[], reason=f"reviewer's decision ({decision.source})")
+    auto = [r for r in ok if r.report_file not in decisions]
     results: list[MatchResult] = matcher.match_many(
-        [normalize_text(r.patient_name or "").upper() for r in ok],
-        [date.fromisoformat(r.birthday) if r.birthday else None for r in ok],
-        [date.fromisoformat(r.exam_date) if r.exam_date else None for r in ok],
+        [normalize_text(r.patient_name or "").upper() for r in auto],
+        [date.fromisoformat(r.birthday) if r.birthday else None for r in auto],
+        [date.fromisoformat(r.exam_date) if r.exam_date else None for r in auto],
+        birth_years=[r.birth_year for r in auto],
     )
-    matches: list[dict[str, object]] = []
-    matched_folders: dict[str, list[Path]] = {}
-    folder_owner: dict[str, str] = {}
-    for record, result in zip(ok, results, strict=True):
-        pid = str(record.patient_id)
-        folder = result.folder.folder if result.folder else ""
-        status, reason = result.status, result.reason
-        if status == "matched" and folder in folder_owner and folder_owner[folder] != pid:
-            status, reason = "conflict", f"folder already matched to patient {folder_owner[folder]}"
-        if status == "matched" and pid in matched_folders:
-            status, reason = "conflict", "patient ID already matched by another report"
-        matches.append({
-            "patient_id": pid, "report_file": record.report_file, "image_folder": folder,
-            "repeat_folders": ";".join(f.folder for f in result.repeats), "score": round(result.score, 2),
-            "status": status, "reason": reason,
-        })
-        if status == "matched" and result.folder is not None:
-            folder_owner[folder] = pid
-            matched_folders[pid] = [result.folder.path, *(f.path for f in result.repeats)]
-        else:
-            rejects.append({"stage": "match", "item": record.report_file, "reason": f"{status}: {reason}"})
+    for record, result in zip(auto, results, strict=True):
+        exports = [result.folder.path, *(f.path for f in result.repeats)] if result.folder else []
+        outcome.settle(record, result.status, exports, score=result.score, reason=result.reason,
+                       decision="auto", candidates=result.candidates)
+    rejects.extend(outcome.rejects)
+    matched_folders = outcome.folders
 
     tables = load_tabular_data(config.data_path / TABLES, corrupted_ids=config.corrupted_ids)
     rejects.extend({"stage": "label_table", "item": f"{r['source_file']}:{r['source_row']}", "reason": r["reason"]}
@@ -115,28 +182,33 @@ def match_patients(config: PreprocessConfig) -> PhenikaaReport:
     label_columns = ["patient_id", "level", *[c for c in tables.data.columns if c != "patient_id"]]
     write_records_csv(labels, config.output_path / LABELS_FILE, columns=label_columns)
     write_report_table(records, config.interim_path)
-    write_records_csv(matches, config.interim_path / MATCHES_FILE, columns=MATCH_COLUMNS)
+    write_records_csv(outcome.matches, config.interim_path / MATCHES_FILE, columns=MATCH_COLUMNS)
     write_records_csv(rejects, config.interim_path / REJECTS_FILE, columns=REJECT_COLUMNS)
+    write_review_table(outcome.review, config.interim_path)
     by_stage: dict[str, int] = {}
     for r in rejects:
         by_stage[r["stage"]] = by_stage.get(r["stage"], 0) + 1
-    statuses = [m["status"] for m in matches]
+    statuses = [m["status"] for m in outcome.matches]
     return PhenikaaReport(
         reports=len(inbox), reports_ok=len(ok), matched=statuses.count("matched"),
         ambiguous=statuses.count("ambiguous"), unmatched=len(statuses) - statuses.count("matched") - statuses.count("ambiguous"),
         label_rows=len(labels), patients_with_labels=len({r["patient_id"] for r in labels}), rejects=len(rejects),
-        rejects_by_stage=by_stage, images_exported=exported,
+        rejects_by_stage=by_stage, images_exported=exported, not_reports=len(not_reports),
+        manual=sum(m["decision"] == "manual" for m in outcome.matches), waiting_for_review=len(outcome.review),
+        stale_overrides=len(stale),
     )
 
 
 @dataclass
 class MatchingQuality:
-    """What the matching checks look at (IDs only)."""
+    """What the matching checks look at (IDs and counts only)."""
 
     complete_reports: int
     matched: int
     duplicated: list[str]  # patient IDs or folders claimed twice
     without_labels: list[str]  # matched patient IDs without a label row
+    waiting_for_review: int = 0  # rows of review.csv
+    stale_overrides: int = 0  # reviewer's decisions not applied
 
     @property
     def match_rate(self) -> float:
@@ -144,16 +216,19 @@ class MatchingQuality:
 
 
 def matching_quality(config: PreprocessConfig) -> MatchingQuality:
-    """Match rate, double claims and missing labels, read back from the written tables."""
+    """Match rate, double claims, missing labels and the review queue, read back from the written tables."""
     matches = read_records_csv(config.interim_path / MATCHES_FILE)
     matched = [m for m in matches if m["status"] == "matched"]
     ids = [m["patient_id"] for m in matched]
     folders = [m["image_folder"] for m in matched]
     duplicated = sorted({i for i in ids if ids.count(i) > 1}) + sorted({f for f in folders if folders.count(f) > 1})
     labelled = {r["patient_id"] for r in read_records_csv(config.output_path / LABELS_FILE)}
+    rejects = read_records_csv(config.interim_path / REJECTS_FILE)
     return MatchingQuality(
         complete_reports=len(matches),
         matched=len(matched),
         duplicated=duplicated,
         without_labels=sorted(set(ids) - labelled),
+        waiting_for_review=len(read_records_csv(config.interim_path / REVIEW_FILE)),
+        stale_overrides=sum(r["stage"] == "override" for r in rejects),
     )

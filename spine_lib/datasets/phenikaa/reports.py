@@ -1,6 +1,8 @@
 """Step 1: each report read once, when it arrives, into a :class:`ReportFields` record (PHI: interim only).
 
-``<interim>/reports/<report file>.json`` per report and ``<interim>/report_fields.csv`` for all of them.
+``<interim>/reports/<report file>.json`` per report and ``<interim>/report_fields.csv`` for all of them: patient ID,
+name (``name_cleaned`` when stray symbols were stripped from it), birthday, birth year (also when the report gives
+the year alone), exam date, status and reason.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from spine_lib.datasets.phenikaa.inbox import report_files
 from spine_lib.errors import SpineVisionError
 from spine_lib.io.atomic import atomic_write_text
 from spine_lib.io.records import write_records_csv
-from spine_lib.sources.phenikaa import BIRTHDAY_LABEL, ID_LABEL, NAME_LABEL
 
 if TYPE_CHECKING:
-    from spine_lib.ocr.document import DocumentExtractor
+    from spine_lib.matching.fields import FormFields
+    from spine_lib.matching.fuzzy import ReportName
+    from spine_lib.ocr.document import DocumentExtractor, DocumentText
 
 #: Interim files of this step.
 RECORDS_FOLDER = "reports"
@@ -29,7 +32,8 @@ FIELDS_REGION = (0.1, 0.27)  # the patient fields sit below the hospital header:
 
 
 REPORT_FIELD_COLUMNS = [
-    "report_file", "report_format", "patient_id", "patient_name", "birthday", "exam_date", "status", "reason",
+    "report_file", "report_format", "patient_id", "patient_name", "name_cleaned", "birthday", "birth_year",
+    "exam_date", "status", "reason",
 ]
 
 
@@ -41,13 +45,15 @@ class ReportFields:
     report_format: str  # png, pdf_text, pdf_ocr, ...
     patient_id: str | None = None
     patient_name: str | None = None
-    birthday: str | None = None  # ISO date
+    birthday: str | None = None  # ISO date; None when the report gives the year only
     exam_date: str | None = None  # ISO date
     status: str = "ok"  # ok | rejected
     reason: str = ""
     ocr_seconds: float = 0.0
     source_mtime_ns: int = 0
     source_size: int = 0
+    birth_year: int | None = None  # the birthday's year, or the year a "Năm sinh" field gives alone
+    name_cleaned: bool = False  # stray symbols (a stamp's ink, OCR noise) were stripped from the name
 
 
 def make_extractor(config: PreprocessConfig) -> DocumentExtractor:
@@ -63,64 +69,97 @@ def make_extractor(config: PreprocessConfig) -> DocumentExtractor:
     return DocumentExtractor(pdf_dpi=config.pdf_dpi)
 
 
-def read_report(path: Path, extractor: DocumentExtractor, threshold: float = 80) -> ReportFields:
-    """Read one report's patient fields; problems end in ``status='rejected'`` with a reason, never raise."""
-    from spine_lib.matching.fuzzy import (
-        fuzzy_value_extract,
-        parse_birthday,
-        parse_exam_date_line,
-        parse_report_filename,
+def _lines(document: DocumentText) -> list[str]:
+    return [line.text for line in document.lines]
+
+
+def _incomplete(found: FormFields, named: ReportName) -> bool:
+    """A field the report must give is missing (the file name may give the ID)."""
+    return (
+        found.name is None
+        or (found.patient_id is None and named.patient_id is None)
+        or (found.birthday is None and found.birth_year is None)
     )
+
+
+def read_form(
+    path: Path, extractor: DocumentExtractor, named: ReportName, threshold: float = 80
+) -> tuple[str, list[str], FormFields]:
+    """The report's source (``text_layer`` | ``ocr``), the lines read and the fields found in them.
+
+    The field band of page 1 first (a PDF text layer: page 1 whole); when it misses a field, the whole document
+    (whose reading then comes first).
+    When the exam date is still missing (and the file name does not give it): the last line of ink of each page
+    (cheap, where the date line closes the report), then the whole document (a date line above a signature
+    block, a date on another page).
+    """
+    from spine_lib.matching.fields import extract_fields, find_exam_date
+
+    first = extractor.extract(path, region=FIELDS_REGION, first_page_only=True)
+    lines = _lines(first)
+    found = extract_fields(lines, threshold)
+    whole = False
+    if _incomplete(found, named):  # another layout: the whole page's reading first, the band's fills its gaps
+        lines = _lines(extractor.extract(path))
+        found = extract_fields(lines, threshold).merged(found)
+        whole = True
+    if named.exam_date is None and found.exam_date is None and not whole:
+        if first.source == "ocr":
+            found.exam_date = find_exam_date(
+                _lines(extractor.extract(path, region="last_line")), threshold
+            )
+        if found.exam_date is None:
+            lines = _lines(extractor.extract(path))
+            found = found.merged(extract_fields(lines, threshold))
+    return first.source, lines, found
+
+
+def read_report(path: Path, extractor: DocumentExtractor, threshold: float = 80) -> ReportFields:
+    """Read one report's patient fields; problems end in ``status='rejected'`` with a reason, never raise.
+
+    Fields come from :func:`~spine_lib.matching.fields.extract_fields` (any form layout and label wording):
+    the patient ID from the file name or the text, the name from the text (else the file name), the birthday
+    or its year alone, the exam date from the file name or the text. Reasons never quote what was read.
+    """
+    from spine_lib.matching.fuzzy import parse_report_filename
 
     stat = path.stat()
     fields = ReportFields(report_file=path.name, report_format=path.suffix.lower().lstrip("."),
                           source_mtime_ns=stat.st_mtime_ns, source_size=stat.st_size)
+    if stat.st_size == 0:
+        return reject(fields, "empty file (0 bytes)")
     named = parse_report_filename(path)
     if named.kind == "unknown":
         return reject(fields, "file name is neither a patient ID nor NAME[_YYYYMMDD]")
     start = time.perf_counter()
     try:
-        document = extractor.extract(path, region=FIELDS_REGION, first_page_only=True)
-        lines = [line.text for line in document.lines]
-        name = fuzzy_value_extract(lines, NAME_LABEL, threshold)
-        birthday_text = fuzzy_value_extract(lines, BIRTHDAY_LABEL, threshold)
-        text_id = fuzzy_value_extract(lines, ID_LABEL, threshold)
-        if document.source != "text_layer" and not (name and birthday_text and (text_id or named.patient_id)):
-            document = extractor.extract(path)  # fields not all in the top band: read the whole document
-            lines = [line.text for line in document.lines]
-            name = fuzzy_value_extract(lines, NAME_LABEL, threshold)
-            birthday_text = fuzzy_value_extract(lines, BIRTHDAY_LABEL, threshold)
-            text_id = fuzzy_value_extract(lines, ID_LABEL, threshold)
+        source, lines, found = read_form(path, extractor, named, threshold)
     except SpineVisionError as error:
         fields.ocr_seconds = time.perf_counter() - start
         return reject(fields, f"unreadable: {error.cause}")
     fields.ocr_seconds = time.perf_counter() - start
     if fields.report_format == "pdf":
-        fields.report_format = "pdf_text" if document.source == "text_layer" else "pdf_ocr"
-    digits = "".join(ch for ch in (text_id or "") if ch.isdigit())
-    fields.patient_id = named.patient_id or (digits or None)
-    fields.patient_name = (name or "").strip() or named.name
-    birthday = parse_birthday(birthday_text)
-    exam = named.exam_date or parse_exam_date_line(lines)
-    if exam is None and document.source == "ocr":
-        # The date line closes the report: read just the last line of text rather than the whole page.
-        try:
-            tail = extractor.extract(path, region="last_line", first_page_only=True)
-            exam = parse_exam_date_line([line.text for line in tail.lines])
-        except SpineVisionError:
-            exam = None
-        fields.ocr_seconds = time.perf_counter() - start
-    fields.birthday = birthday.isoformat() if birthday else None
+        fields.report_format = "pdf_text" if source == "text_layer" else "pdf_ocr"
+    fields.patient_id = named.patient_id or found.patient_id
+    fields.patient_name = found.name or named.name
+    fields.name_cleaned = found.name is not None and found.name_cleaned
+    exam = named.exam_date or found.exam_date
+    fields.birthday = found.birthday.isoformat() if found.birthday else None
+    fields.birth_year = found.birth_year
     fields.exam_date = exam.isoformat() if exam else None
     if not lines:
         return reject(fields, "no text found (blank or unreadable page)")
     if not fields.patient_name:
+        if "name" in found.labelled:
+            return reject(fields, "unreadable patient name (not two words of letters)")
         return reject(fields, "no patient name in the report")
     if not fields.patient_id:
+        if "patient_id" in found.labelled:
+            return reject(fields, "unreadable patient ID (Số phiếu: not 6-12 digits)")
         return reject(fields, "no patient ID (Số phiếu) in the report")
-    if birthday is None:
-        # the unparsable text itself stays out of the reason: reasons travel to logs and Dagster metadata
-        return reject(fields, "unparsable birthday" if birthday_text else "no birthday in the report")
+    if found.birth_year is None:
+        labelled = "birthday" in found.labelled
+        return reject(fields, "unparsable birthday" if labelled else "no birthday in the report")
     return fields
 
 
@@ -170,35 +209,66 @@ def masked_name(name: str | None) -> str:
     return " ".join(f"{word[0]}." for word in (name or "").split() if word)
 
 
-def process_reports(config: PreprocessConfig, only_new: bool = True) -> list[ReportFields]:
-    """Read every report of the inbox not yet read (or changed since), storing each record.
+def current_record(interim: Path, path: Path) -> ReportFields | None:
+    """The stored record of this version of the report file, or ``None`` when it must be read (again).
+
+    The one definition of "done" that the CLI, the Dagster asset, its sensor and the demo share: a record exists
+    for the file's name and was read from a file of the same modification time and size. An unreadable record
+    counts as absent.
+    """
+    record = report_record_path(interim, path.name)
+    try:
+        stat = path.stat()
+        data = json.loads(record.read_text(encoding="utf-8"))
+        fields = ReportFields(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return fields if (fields.source_mtime_ns, fields.source_size) == (stat.st_mtime_ns, stat.st_size) else None
+
+
+@dataclass
+class ReportOutcome:
+    """One report brought up to date: its record and whether it was read now (``False``: the record was current)."""
+
+    fields: ReportFields
+    read: bool
+
+
+def read_new_reports(config: PreprocessConfig, paths: list[Path], only_new: bool = True) -> list[ReportOutcome]:
+    """Bring the records of these report files up to date: each file without a :func:`current_record` is read
+    and its record stored; the others are left as they are (unless ``only_new`` is off). Input order is kept.
 
     ``config.workers`` processes read reports in parallel (OCR is CPU-bound and single-threaded per page).
     """
-    done = {r.report_file: r for r in load_report_fields(config.interim_path)}
-    results: dict[str, ReportFields] = {}
+    outcomes: dict[Path, ReportOutcome] = {}
     todo: list[Path] = []
-    for path in report_files(config.reports_path):
-        stat = path.stat()
-        previous = done.get(path.name)
-        if only_new and previous and (previous.source_mtime_ns, previous.source_size) == (stat.st_mtime_ns, stat.st_size):
-            results[path.name] = previous
+    for path in paths:
+        previous = current_record(config.interim_path, path) if only_new else None
+        if previous is not None:
+            outcomes[path] = ReportOutcome(previous, read=False)
         else:
             todo.append(path)
     if config.workers > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=config.workers) as pool:
-            for fields in pool.map(read_and_save_report, todo, [config] * len(todo), chunksize=4):
-                results[fields.report_file] = fields
+        with ProcessPoolExecutor(max_workers=min(config.workers, len(todo))) as pool:
+            for path, fields in zip(todo, pool.map(read_and_save_report, todo, [config] * len(todo), chunksize=4),
+                                    strict=True):
+                outcomes[path] = ReportOutcome(fields, read=True)
     else:
         extractor = make_extractor(config) if todo else None
         for path in todo:
             assert extractor is not None
             fields = read_report(path, extractor, config.report_fuzzy_threshold)
             save_report_fields(fields, config.interim_path)
-            results[path.name] = fields
-    return [results[name] for name in sorted(results)]
+            outcomes[path] = ReportOutcome(fields, read=True)
+    return [outcomes[path] for path in paths]
+
+
+def process_reports(config: PreprocessConfig, only_new: bool = True) -> list[ReportFields]:
+    """Read every report of the inbox not yet read (or changed since, :func:`current_record`), storing each record;
+    returns every report's record in file-name order."""
+    return [outcome.fields for outcome in read_new_reports(config, report_files(config.reports_path), only_new)]
 
 
 _WORKER_EXTRACTORS: dict[str, DocumentExtractor] = {}
