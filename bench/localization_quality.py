@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--augmentation", default="scanner", choices=["light", "scanner"])
+    parser.add_argument("--heatmap-loss-weight", type=float, default=None,
+                        help="weight of the heatmap's own loss (default: the config's)")
     parser.add_argument("--weights", type=Path, default=None, help="keep the trained run here (default: temporary)")
     parser.add_argument("--style-b", type=int, default=0,
                         help="also score the best model on this many images of the unseen synthetic style")
@@ -82,6 +84,7 @@ def main() -> None:
             learning_rate=args.learning_rate, head_type=args.head, device=args.device, val_fraction=0.1,
             test_fraction=0.2, max_train_minutes=args.minutes, visualize_predictions=False, early_stopping=False,
             seed=args.seed, group_levels=not args.one_level_per_item,
+            **({} if args.heatmap_loss_weight is None else {"heatmap_loss_weight": args.heatmap_loss_weight}),
         )
         trainer = LocalizationTrainer(config)
         result = trainer.train()
@@ -106,6 +109,7 @@ def main() -> None:
                                       str(trainer.accelerator.device), 16)
         print(json.dumps({
             "augmentation": args.augmentation,
+            "heatmap_loss_weight": config.heatmap_loss_weight,
             "device": trainer.device_choice.device,
             "torch_threads": torch.get_num_threads(),
             "studies": report.studies, "annotations": report.annotations,

@@ -15,6 +15,7 @@ from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords
 from spine_lib.errors import InputPathError
 from spine_lib.levels import LEVEL_TO_IDX, LEVELS
 from spine_lib.training.datasets import IVDCoordsDataset, split_studies
+from spine_lib.training.datasets.ivd_coords import random_curve
 from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from tests.ivd_coords_support import make_rsna_root, series_by_id, write_csv
 
@@ -268,3 +269,16 @@ def test_images_are_read_once_when_the_dataset_is_built(tmp_path: Path) -> None:
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(before, after, strict=True))
     with pytest.raises(InputPathError, match="image missing or unreadable"):
         IVDCoordsDataset(tmp_path, split="all")
+
+
+def test_random_intensity_curves_are_smooth_maps_into_the_unit_range_in_any_order() -> None:
+    curves = [random_curve(np.random.default_rng(seed)) for seed in range(40)]
+    for curve in curves:
+        assert curve.shape == (256,) and curve.dtype == np.float32
+        assert curve.min() >= 0.0 and curve.max() <= 1.0
+        assert np.abs(np.diff(curve)).max() < 0.05  # smooth: no jump between neighbouring grey values
+        assert curve[0] <= 0.1 + 1e-6  # black stays near black
+    slopes = [np.sign(np.diff(c[::32])) for c in curves]
+    non_monotonic = sum(bool((s > 0).any() and (s < 0).any()) for s in slopes)
+    assert non_monotonic >= 20  # most reorder the tissues, not only brighten or darken them
+    assert np.ptp([c[200] for c in curves]) > 0.6  # a bright tissue can come out anywhere

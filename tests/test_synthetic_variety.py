@@ -17,10 +17,13 @@ from spine_lib.levels import LEVELS, spider_disc_value, spider_vertebra_number
 from spine_lib.synthetic.phantom import (
     NOMINAL_CENTER,
     SAGITTAL_DIRECTION,
+    THORACIC,
     DiscGrades,
     SeriesGeometry,
     SpineAnatomy,
     build_anatomy,
+    draw_texture,
+    image_points,
     physical_to_index,
     render_image,
     render_series,
@@ -34,8 +37,9 @@ from tests.ivd_coords_support import read_csv
 CANAL = 100
 NORMAL = DiscGrades(pfirrmann=1)
 #: SPIDER counts vertebrae on from L1 (6) and discs on from L1/L2 (205), bottom-up.
-THORACIC_VALUES = {"T12": 7, "T11": 8, "T10": 9}
-THORACIC_DISC_VALUES = {"T12/L1": 206, "T11/T12": 207, "T10/T11": 208}
+THORACIC_VALUES = {"T12": 7, "T11": 8, "T10": 9, "T9": 10, "T8": 11, "T7": 12, "T6": 13, "T5": 14}
+THORACIC_DISC_VALUES = {"T12/L1": 206, "T11/T12": 207, "T10/T11": 208, "T9/T10": 209, "T8/T9": 210, "T7/T8": 211,
+                        "T6/T7": 212, "T5/T6": 213}
 #: Grades without herniation (a herniation reaches past the posterior margin on purpose), with the grades that
 #: move the margin or the disc: bulging, narrowing, a slipped vertebra.
 NO_HERNIATION = {
@@ -70,7 +74,7 @@ def along(anatomy: SpineAnatomy, level: str, mm: float) -> tuple[float, float]:
 
 
 # thoracic vertebrae -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("thoracic", [1, 2, 3])
+@pytest.mark.parametrize("thoracic", [1, 3, 8])
 def test_thoracic_vertebrae_continue_the_chain_with_spider_values(thoracic: int) -> None:
     anatomy = build_anatomy(np.random.default_rng(11), grades=dict.fromkeys(LEVELS, NORMAL), tilt_degrees=10.0,
                             thoracic=thoracic)
@@ -103,7 +107,7 @@ def test_thoracic_vertebrae_continue_the_chain_with_spider_values(thoracic: int)
 
 def test_thoracic_vertebrae_leave_the_lumbar_spine_and_its_truth_alone() -> None:
     lumbar = build_anatomy(np.random.default_rng(4), tilt_degrees=-12.0)
-    longer = build_anatomy(np.random.default_rng(4), tilt_degrees=-12.0, thoracic=3)
+    longer = build_anatomy(np.random.default_rng(4), tilt_degrees=-12.0, thoracic=len(THORACIC))
     assert set(longer.vertebrae) - set(lumbar.vertebrae) == set(THORACIC_VALUES)
     assert set(longer.discs) - set(lumbar.discs) == set(THORACIC_DISC_VALUES)
     for name, block in lumbar.vertebrae.items():
@@ -238,7 +242,9 @@ def test_rsna_studies_record_what_was_drawn_and_it_varies(rsna_root: tuple[Path,
     assert all(200 <= d["fov_mm"] <= 360 and 0.8 <= d["scale"] <= 1.2 and abs(d["tilt_degrees"]) <= 15 for d in drawn)
     assert np.ptp([d["fov_mm"] for d in drawn]) > 60 and np.ptp([d["scale"] for d in drawn]) > 0.15
     assert max(abs(d["tilt_degrees"]) for d in drawn) > 8  # beyond the old +-8 degrees
-    assert len({d["thoracic"] for d in drawn}) >= 3 and {d["thoracic"] for d in drawn} <= {0, 1, 2, 3}
+    assert {d["thoracic"] for d in drawn} == {len(THORACIC)}  # the column goes on above the field of view
+    in_view = [s["thoracic_in_view"] for study in truth["studies"] for s in study["series"] if s["kind"] != "axial_t2"]
+    assert len(set(in_view)) >= 3 and max(in_view) >= 2  # how much of it shows follows the framing
     assert {d["contrast"] for d in drawn} == {"t2", "stir"}
     for study in truth["studies"]:
         assert [d["level"] for d in study["discs"]] == list(LEVELS)  # thoracic discs are not localized
@@ -295,3 +301,30 @@ def test_every_rsna_coordinate_resolves_inside_its_instance(
         if row["condition"] == "Spinal Canal Stenosis":  # the canal point lies within half a slice of it
             k = geometry["canal_point_index"][row["level"]][2]
             assert abs(k - (int(row["instance_number"]) - 1)) <= 0.5 + 1e-6
+
+
+# soft-tissue texture ------------------------------------------------------------------------------------------
+def test_texture_changes_the_signal_around_the_spine_but_never_the_labels() -> None:
+    anatomy = build_anatomy(np.random.default_rng(3), tilt_degrees=5.0, thoracic=len(THORACIC))
+    texture = draw_texture(np.random.default_rng(4), anatomy)
+    geometry = SeriesGeometry(size=(160, 160, 1), spacing=(2.0, 2.0, 3.0), direction=SAGITTAL_DIRECTION,
+                              center=(0.0, float(NOMINAL_CENTER[0]), float(NOMINAL_CENTER[1])))
+    grid = geometry.empty_image()
+    plain, textured = render_image(anatomy, grid), render_image(anatomy, grid, texture)
+    np.testing.assert_array_equal(plain.labels, textured.labels)
+    # the organs and the mottling stay off the discs, the canal and the air; the marrow gets its trabeculae
+    changed = ~np.isclose(plain.t2, textured.t2)
+    assert not changed[(plain.labels == CANAL) | (plain.labels > 200)].any()
+    marrow = np.isclose(plain.t2, 0.40) & (plain.labels > 0) & (plain.labels < 100)
+    assert marrow.sum() > 100 and changed[marrow].mean() > 0.9
+    air = np.isclose(plain.t2, 0.02)
+    assert not changed[air].any()
+    abdomen = np.isclose(plain.t2, 0.30) & (plain.labels == 0)
+    assert changed[abdomen].mean() > 0.9  # mottled everywhere
+    # organs: T2 values no tissue of the bare phantom has, in front of the spine (in L3's frame; the aorta and
+    # the vessels lie right against the bodies)
+    _, u, v = image_points(grid)
+    l3 = anatomy.vertebrae["L3"]
+    s, _ = l3.local(u, v)
+    organ = abdomen & (np.abs(textured.t2 - 0.30) > 0.12)
+    assert organ.sum() > 200 and (s[organ] < 0).all() and (s[organ] < -l3.half_depth).mean() > 0.9

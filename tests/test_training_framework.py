@@ -23,6 +23,7 @@ from spine_lib.training.config import CONVNEXT_VARIANTS, HeadConfig, HeadType, L
 from spine_lib.training.heads import BaseHead, HeadFactory, MultiTaskHead, create_head
 from spine_lib.training.metrics import LocalizationMetrics
 from spine_lib.training.models import ConvNextLocalization, VisionTransformerLocalization, soft_argmax
+from spine_lib.training.models.localization import HEATMAP_SIGMA, heatmap_loss
 from spine_lib.training.pretrained import PretrainedWeightsError
 from spine_lib.training.registry import (
     MetricsRegistry,
@@ -127,6 +128,39 @@ def test_soft_argmax_finds_the_peak() -> None:
     logits[0, 0, 7, 3] = 50.0  # row 7, column 3
     xy = soft_argmax(logits)[0]
     assert xy.tolist() == pytest.approx([(3 + 0.5) / 20, (7 + 0.5) / 10], abs=1e-5)
+
+
+def test_heatmap_loss_is_zero_at_the_target_gaussian_and_pulls_mass_to_it() -> None:
+    targets = torch.tensor([[0.3, 0.6], [0.71, 0.2]])
+    height, width = 12, 16
+    ys, xs = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+    cx, cy = targets[:, 0] * width - 0.5, targets[:, 1] * height - 0.5
+    gaussian = -((xs - cx[:, None, None]) ** 2 + (ys - cy[:, None, None]) ** 2) / (2 * HEATMAP_SIGMA**2)
+    assert heatmap_loss(gaussian[:, None], targets).item() == pytest.approx(0.0, abs=1e-5)
+    flat = torch.zeros(2, 1, height, width, requires_grad=True)
+    loss = heatmap_loss(flat, targets)
+    assert loss.item() > 1.0
+    loss.backward()
+    assert flat.grad is not None
+    # descending the gradient raises the logit at the target cell more than anywhere else
+    step = -flat.grad[0, 0]
+    assert divmod(int(step.argmax()), width) == (int(0.6 * height), int(0.3 * width))
+
+
+def test_heatmap_loss_weight_adds_to_the_coordinate_loss() -> None:
+    torch.manual_seed(0)
+    model = ConvNextLocalization("atto").train()
+    images, levels = torch.randn(2, 3, 64, 64), torch.tensor([0, 3])
+    targets = torch.tensor([[0.4, 0.5], [0.6, 0.3]])
+    predictions = model(images, levels)
+    plain = model.get_loss(predictions, targets)
+    combined = model.get_loss(predictions, targets, heatmap_weight=0.5)
+    extra = heatmap_loss(model.head.last_logits, targets)  # type: ignore[union-attr, arg-type]
+    assert extra.item() > 0.3  # a fresh head's heatmap is far from a 1.5-cell Gaussian
+    assert combined.item() == pytest.approx(plain.item() + 0.5 * extra.item(), rel=1e-5)
+    model.eval()
+    model(images, levels)
+    assert model.head.last_logits is None  # nothing kept at inference
 
 
 def test_level_embedding_changes_the_prediction() -> None:

@@ -45,13 +45,13 @@ FORAMEN_X = 16.0  # mm, lateral distance of the neural foramina from the midline
 SUBARTICULAR_X = 9.0  # mm, lateral distance of the subarticular zones
 
 #: Thoracic vertebrae that can continue the chain above L1, bottom-up, and the disc below each.
-THORACIC: tuple[str, ...] = ("T12", "T11", "T10")
-THORACIC_DISCS: tuple[str, ...] = ("T12/L1", "T11/T12", "T10/T11")
+THORACIC: tuple[str, ...] = ("T12", "T11", "T10", "T9", "T8", "T7", "T6", "T5")
+THORACIC_DISCS: tuple[str, ...] = tuple(f"{upper}/{lower}" for upper, lower in zip(THORACIC, ("L1", *THORACIC[:-1]), strict=True))
 #: Per thoracic level (bottom-up): body size relative to the lumbar bodies, disc height (mm at scale 1) and the
 #: disc's kyphotic wedge (degrees, opening posteriorly).
-THORACIC_BODY = (0.94, 0.89, 0.85)
-THORACIC_DISC_HEIGHT = (7.5, 6.5, 6.0)
-THORACIC_WEDGE = (0.8, 2.5, 3.5)
+THORACIC_BODY = (0.94, 0.89, 0.85, 0.81, 0.77, 0.74, 0.71, 0.68)
+THORACIC_DISC_HEIGHT = (7.5, 6.5, 6.0, 5.5, 5.0, 4.8, 4.6, 4.5)
+THORACIC_WEDGE = (0.8, 2.5, 3.5, 4.0, 4.5, 4.5, 4.5, 4.0)
 #: The highest SPIDER vertebra number (1-25; 101-125 when cut by the field of view).
 SPIDER_MAX_VERTEBRA = 25
 
@@ -80,6 +80,8 @@ MODIC_SIGNAL = {1: (0.28, 0.78), 2: (0.90, 0.58), 3: (0.08, 0.08)}
 MODIC_STIR = {1: 0.80, 2: 0.07, 3: 0.05}
 #: The contrasts a series can be rendered in.
 CONTRASTS: tuple[str, ...] = ("t1", "t2", "stir")
+#: Index of each named tissue in a canvas' tissue map (-1: painted with a signal of its own, e.g. a nucleus).
+TISSUE_INDEX: dict[str, int] = {name: i for i, name in enumerate(SIGNAL)}
 
 
 def thoracic_vertebra_value(name: str) -> int:
@@ -228,7 +230,7 @@ def build_anatomy(
 ) -> SpineAnatomy:
     """Sample a subject's spine: sizes, lordosis, tilt and (unless given) the grades of every lumbar disc.
 
-    ``thoracic`` vertebrae (0-3: T12, T11, T10) continue the chain above L1, slightly smaller, their discs
+    ``thoracic`` vertebrae (0-8: T12, T11, ... T5) continue the chain above L1, slightly smaller, their discs
     easing the lordosis into a mild kyphosis. Their draws come after all the lumbar ones, so the lumbar spine
     of a generator state is the same whatever ``thoracic`` is.
     """
@@ -388,6 +390,7 @@ class Canvas:
         self.t1 = np.full(self.x.size, SIGNAL["air"][0])
         self.t2 = np.full(self.x.size, SIGNAL["air"][1])
         self.stir = np.full(self.x.size, SIGNAL["air"][2])
+        self.tissue = np.zeros(self.x.size, dtype=np.int8)  # TISSUE_INDEX of what was painted last
         self.idx = np.arange(self.x.size)
         self.grid = self.idx.reshape(self.shape)
         matrix = np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing())
@@ -450,12 +453,112 @@ class Region:
         s1, s2, s3 = SIGNAL[tissue] if isinstance(tissue, str) else tissue
         where = self.idx[mask]
         self.canvas.t1[where], self.canvas.t2[where], self.canvas.stir[where] = s1, s2, s3
+        self.canvas.tissue[where] = TISSUE_INDEX[tissue] if isinstance(tissue, str) else -1
         if label is not None:
             self.canvas.labels[where] = label
 
 
-def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
-    """Render labels and T1/T2/STIR signal on the voxel grid of ``image`` (any orientation)."""
+@dataclass(frozen=True)
+class Waves:
+    """A smooth random pattern: the mean of a few plane waves in patient coordinates (mm), in [-1, 1]."""
+
+    directions: FloatArray  # (K, 3): x, u, v components of each wave vector (radians per mm)
+    phases: FloatArray  # (K,)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, count: int, wavelength_mm: tuple[float, float],
+             along: tuple[float, float] | None = None) -> Waves:
+        """``count`` waves of wavelengths drawn in ``wavelength_mm``; ``along`` a sagittal (u, v) direction the
+        waves run across (striations), else any direction."""
+        vectors = rng.standard_normal((count, 3))
+        if along is not None:  # wave vectors across the fibres: perpendicular to ``along`` in the sagittal plane
+            across = np.array([0.0, -along[1], along[0]])
+            vectors = across[None, :] + 0.25 * vectors
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        lengths = rng.uniform(*wavelength_mm, count)
+        return cls(vectors * (2 * np.pi / lengths)[:, None], rng.uniform(0, 2 * np.pi, count))
+
+    def __call__(self, x: FloatArray, u: FloatArray, v: FloatArray) -> FloatArray:
+        out = np.zeros_like(u, dtype=np.float64)
+        for (kx, ku, kv), phase in zip(self.directions, self.phases, strict=True):
+            out += np.sin(kx * x + ku * u + kv * v + phase)
+        return out / len(self.phases)
+
+
+@dataclass(frozen=True)
+class Organ:
+    """An ellipsoid of its own signal in the abdomen (bowel loop, kidney, vessel), in the frame of L3's body."""
+
+    s: float  # mm posterior of L3's centre (negative: in front of the spine)
+    t: float  # mm above it
+    x: float  # mm lateral
+    radii: tuple[float, float, float]  # s, t, x
+    signal: Signal
+
+
+@dataclass(frozen=True)
+class SoftTissueTexture:
+    """What a bare phantom lacks and real images have around the spine: organs and bowel loops in the abdomen,
+    a mottled texture of every soft tissue, striated back muscle and trabecular marrow. Drawn once per subject
+    (:func:`draw_texture`) so that all its series agree; the labels are unchanged."""
+
+    organs: tuple[Organ, ...]
+    soft: Waves
+    soft_amplitude: float
+    muscle: Waves
+    muscle_amplitude: float
+    marrow: Waves
+    marrow_amplitude: float
+
+    def apply(self, canvas: Canvas, anatomy: SpineAnatomy) -> None:
+        """Paint the organs over the abdomen and modulate soft tissue and marrow signal, in place."""
+        l3 = anatomy.vertebrae["L3"]
+        abdomen = TISSUE_INDEX["abdomen"]
+        for organ in self.organs:
+            centre = l3.point(organ.s, organ.t)
+            region = canvas.near(centre, max(organ.radii[:2]), lateral=abs(organ.x) + organ.radii[2])
+            s, t = l3.local(region.u, region.v)
+            inside = (((s - organ.s) / organ.radii[0]) ** 2 + ((t - organ.t) / organ.radii[1]) ** 2
+                      + ((region.x - organ.x) / organ.radii[2]) ** 2) <= 1.0
+            inside &= canvas.tissue[region.idx] == abdomen
+            region.paint(inside, organ.signal)
+            canvas.tissue[region.idx[inside]] = abdomen  # still abdomen for the texture below
+        gain = np.ones(canvas.x.size)
+        for names, waves, amplitude in ((("abdomen", "muscle", "fat"), self.soft, self.soft_amplitude),
+                                        (("muscle",), self.muscle, self.muscle_amplitude),
+                                        (("marrow",), self.marrow, self.marrow_amplitude)):
+            where = np.flatnonzero(np.isin(canvas.tissue, [TISSUE_INDEX[n] for n in names]))
+            gain[where] *= 1.0 + amplitude * waves(canvas.x[where], canvas.u[where], canvas.v[where])
+        canvas.t1 *= gain
+        canvas.t2 *= gain
+        canvas.stir *= gain
+
+
+def draw_texture(rng: np.random.Generator, anatomy: SpineAnatomy) -> SoftTissueTexture:
+    """A subject's :class:`SoftTissueTexture`: 20-44 organs and bowel loops in front of the spine, soft-tissue mottling of
+    wavelength 6-40 mm, muscle striations across the spine's axis, trabecular marrow of 2-8 mm."""
+    l3 = anatomy.vertebrae["L3"]
+    front = -(l3.half_depth + 6.0)
+    organs = []
+    for _ in range(int(rng.integers(20, 45))):
+        radii = (float(rng.uniform(6, 35)), float(rng.uniform(6, 40)), float(rng.uniform(10, 60)))
+        t1, t2 = float(rng.uniform(0.08, 0.7)), float(rng.uniform(0.05, 0.95))
+        organs.append(Organ(
+            s=float(rng.uniform(front - 150.0, front - 0.3 * radii[0])), t=float(rng.uniform(-150, 200)),
+            x=float(rng.uniform(-40, 40)), radii=radii,
+            signal=(t1, t2, float(np.clip(t2 * rng.uniform(0.6, 1.05), 0.02, 0.95)))))
+    up = l3.up
+    return SoftTissueTexture(
+        organs=tuple(organs),
+        soft=Waves.draw(rng, 6, (6.0, 40.0)), soft_amplitude=float(rng.uniform(0.05, 0.25)),
+        muscle=Waves.draw(rng, 4, (3.0, 8.0), along=up), muscle_amplitude=float(rng.uniform(0.05, 0.2)),
+        marrow=Waves.draw(rng, 8, (2.0, 8.0)), marrow_amplitude=float(rng.uniform(0.05, 0.2)),
+    )
+
+
+def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTexture | None = None) -> Rendered:
+    """Render labels and T1/T2/STIR signal on the voxel grid of ``image`` (any orientation); with ``texture``,
+    the soft tissue and marrow carry it (the labels are the same either way)."""
     canvas = Canvas(image)
     scale = anatomy.scale
     l3 = anatomy.vertebrae["L3"]
@@ -561,6 +664,8 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image) -> Rendered:
             region = canvas.near((fu, fv), 4.0 * scale)
             root = ((region.u - fu) ** 2 + (region.v - fv) ** 2 <= (2.5 * scale) ** 2) & (np.abs(region.x - fx) < 6)
             region.paint(root & (region.labels == 0), "nerve")
+    if texture is not None:
+        texture.apply(canvas, anatomy)
     return canvas.result()
 
 
@@ -691,14 +796,16 @@ def render_series(
     contrasts: tuple[str, ...] = ("t1", "t2"),
     gain_range: tuple[float, float] = (700.0, 1400.0),
     noise_range: tuple[float, float] | None = None,
+    texture: SoftTissueTexture | None = None,
 ) -> tuple[dict[str, sitk.Image], sitk.Image]:
     """Images of ``contrasts`` (``'t1'``, ``'t2'``, ``'stir'``) and the SPIDER-valued mask, rendered once.
 
     Each contrast gets its own scanner gain (drawn from ``gain_range``), bias field and noise (its level drawn
-    from ``noise_range`` when given, else the default of :func:`noise_and_bias`).
+    from ``noise_range`` when given, else the default of :func:`noise_and_bias`); ``texture`` as in
+    :func:`render_image`.
     """
     template = geometry.empty_image()
-    rendered = render_image(anatomy, template)
+    rendered = render_image(anatomy, template, texture)
     images: dict[str, sitk.Image] = {}
     for contrast in contrasts:
         signal = rendered.signal(contrast)

@@ -1,8 +1,10 @@
 """RSNA 2024-like source: DICOM studies (Sagittal T1, Sagittal T2/STIR, Axial T2) and the competition CSVs.
 
 The studies vary the way real scanners and patients do (see :class:`StudyDraw`): field of view, anatomy
-scale, tilt, where the spine sits in the frame, how many thoracic vertebrae are in view, T2 or STIR for the
-"Sagittal T2/STIR" series, gain and noise. Every lumbar landmark stays inside its series.
+scale, tilt, where the spine sits in the frame and so how many thoracic vertebrae are in view (the column goes
+on up to T5, as a real one does), T2 or STIR for the "Sagittal T2/STIR" series, gain and noise; organs, bowel
+and textured soft tissue and marrow surround the spine (:class:`~spine_lib.synthetic.phantom.SoftTissueTexture`).
+Every lumbar landmark stays inside its series.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from spine_lib.synthetic.phantom import (
     SpineAnatomy,
     axial_geometry,
     build_anatomy,
+    draw_texture,
     physical_to_index,
     render_series,
     sagittal_geometry,
@@ -62,20 +65,32 @@ class StudyDraw:
     fov_mm: float
     scale: float
     tilt_degrees: float
-    thoracic: int
+    thoracic: int  # thoracic vertebrae above L1 in the phantom (how many are in view: each series' truth)
     contrast: str  # of the "Sagittal T2/STIR" series: "t2" or "stir"
 
 
 def draw_study(rng: np.random.Generator) -> tuple[StudyDraw, SpineAnatomy]:
-    """A study's field of view, thoracic count, contrast and tilt, and the spine built with them."""
+    """A study's field of view, contrast and tilt, and the spine built with them (up to T5)."""
     fov = float(rng.uniform(*FOV_RANGE))
-    thoracic = int(rng.integers(0, len(THORACIC) + 1))
+    thoracic = len(THORACIC)
     contrast = "stir" if rng.random() < STIR_SHARE else "t2"
     tilt = float(rng.uniform(-MAX_TILT, MAX_TILT))
     anatomy = build_anatomy(rng, tilt_degrees=tilt, thoracic=thoracic, scale_range=SCALE_RANGE)
     draw = StudyDraw(fov_mm=round(fov, 3), scale=round(anatomy.scale, 4), tilt_degrees=round(tilt, 3),
                      thoracic=thoracic, contrast=contrast)
     return draw, anatomy
+
+
+def thoracic_in_view(image: sitk.Image, anatomy: SpineAnatomy) -> int:
+    """How many thoracic vertebral bodies have their centre inside a series' rows and columns."""
+    columns, rows = image.GetSize()[:2]
+    count = 0
+    for name in THORACIC:
+        if name in anatomy.vertebrae:
+            u, v = anatomy.vertebrae[name].center
+            i, j, _ = physical_to_index(image, (0.0, u, v))
+            count += int(-0.5 <= i <= columns - 0.5 and -0.5 <= j <= rows - 0.5)
+    return count
 
 
 def sagittal_landmarks(anatomy: SpineAnatomy) -> list[tuple[float, float, float]]:
@@ -122,6 +137,7 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
         rng = np.random.default_rng([seed, 2, index])
         study_id = int(rng.integers(10**7, 5 * 10**9))
         draw, anatomy = draw_study(rng)
+        texture = draw_texture(rng, anatomy)
         # Sagittal stacks wide enough to hold both neural foramina (annotated on parasagittal slices).
         slices = max(size.slices, math.ceil(2 * (FORAMEN_X + size.thickness) / size.thickness) + 1)
         geometries = {
@@ -135,7 +151,7 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
         for number, (description, (geometry, contrast)) in enumerate(geometries.items(), start=1):
             series_id = int(rng.integers(10**8, 4 * 10**9))
             rendered, _ = render_series(anatomy, geometry, rng, contrasts=(contrast,), gain_range=GAIN_RANGE,
-                                        noise_range=NOISE_RANGE)
+                                        noise_range=NOISE_RANGE, texture=texture)
             image = rendered[contrast]
             folder = source.series_folder(root, study_id, series_id)
             info = DicomSeriesInfo(
@@ -153,7 +169,7 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
             relative_folder = relative(layout, folder)
             entry = series_truth(image, anatomy, relative_folder, kind, series_uid=info.series_uid)
             study_truth["series"].append({"series_id": series_id, "description": description, "contrast": contrast,
-                                          **vars(entry)})
+                                          **vars(entry), "thoracic_in_view": thoracic_in_view(image, anatomy)})
         row: dict[str, object] = {"study_id": study_id}
         for condition, (series_type, kind, side) in CONDITIONS.items():
             image, series_id = images[SERIES_DESCRIPTIONS[series_type]]

@@ -181,6 +181,9 @@ class LocalizationConfig(TrainingConfig):
     ] = False
     weights_file: Annotated[Path | None, tyro.conf.arg(help="Local backbone weights (.safetensors/.pth).")] = None
     loss_type: Annotated[LossType, tyro.conf.arg(help="Coordinate loss.")] = "smooth_l1"
+    heatmap_loss_weight: Annotated[
+        float, tyro.conf.arg(help="Weight of the heatmap head's own loss (a Gaussian at the true point); 0: off.")
+    ] = 0.0
     use_level_embedding: Annotated[bool, tyro.conf.arg(help="Condition the model on the disc level.")] = True
     num_levels: Annotated[int, tyro.conf.arg(help="Number of disc levels.")] = 5
     head_type: Annotated[HeadType, tyro.conf.arg(help="Head: heatmap (soft-argmax) or a pooled-feature head.")] = (

@@ -59,6 +59,8 @@ class AugmentationRanges:
     noise_sigma: float = 0.03
     bias: float = 0.0  # probability of a smooth multiplicative bias field of amplitude up to ``bias_amplitude``
     bias_amplitude: float = 0.35
+    remap: float = 0.0  # probability of a random smooth intensity curve (any tissue contrast, not only T1/T2)
+    remap_knots: int = 6
 
 
 #: ``light``: small pose and intensity changes (images like the training set); ``scanner``: what real scanners and
@@ -117,6 +119,20 @@ def affine_matrix(rng: np.random.Generator, width: int, height: int,
     return matrix
 
 
+def random_curve(rng: np.random.Generator, knots: int = 6) -> npt.NDArray[np.float32]:
+    """A random smooth map of the 256 grey values into [0, 1], not necessarily monotonic: tissues of one
+    brightness come out at another, as sequences other than the training set's order them. Black (air) stays
+    near black."""
+    xs = np.linspace(0.0, 1.0, knots)
+    ys = rng.uniform(0.0, 1.0, knots)
+    ys[0] = rng.uniform(0.0, 0.1)
+    grey = np.arange(256, dtype=np.float64) / 255.0
+    curve = np.interp(grey, xs, ys)
+    curve = np.convolve(np.pad(curve, 12, mode="edge"), np.ones(25) / 25, mode="valid")  # smooth the knots
+    curve = np.minimum(curve, ys[0] + grey)  # the darkest greys rise from near black at most one to one
+    return curve.astype(np.float32)
+
+
 def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
                      noise_field: npt.NDArray[np.float32] | None = None,
                      ranges: AugmentationRanges = AUGMENTATIONS["light"]) -> npt.NDArray[np.float32]:
@@ -124,7 +140,9 @@ def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
     times), then, by the ranges' probabilities, a blur, a smooth bias field and Gaussian noise (a random window of
     ``noise_field``, at least twice the image size, when given: cheaper than fresh noise for every item)."""
     values = np.arange(256, dtype=np.float32) / 255.0
-    if rng.random() < ranges.invert:
+    if rng.random() < ranges.remap:
+        values = random_curve(rng, ranges.remap_knots)
+    elif rng.random() < ranges.invert:
         values = 1.0 - values
     table = np.clip(values * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1), 0.0, 1.0) ** log_uniform(rng, ranges.gamma)
     out = table.astype(np.float32).take(image)

@@ -91,6 +91,9 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
             return predictions[present], targets[present]
         return predictions, targets
 
+    def _compute_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.unwrapped_model.get_loss(predictions, targets, heatmap_weight=self.config.heatmap_loss_weight)
+
     @property
     def metrics(self) -> LocalizationMetrics:
         return LocalizationMetrics(self.config.pck_thresholds, tuple(self.config.image_size))  # type: ignore[arg-type]
