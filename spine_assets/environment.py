@@ -12,6 +12,9 @@ WEIGHTS_ENV = "SPINE_WEIGHTS"
 DEVICE_ENV = "SPINE_DEVICE"
 #: Experiment tracking of training assets: ``disabled``, ``offline`` or ``online`` (wandb).
 TRACKING_ENV = "SPINE_TRACKING"
+#: Extra run tags of the training job, as a JSON object (a deployment's placement of GPU runs, e.g. the
+#: ``dagster-k8s/config`` tag that deploy/k8s/values.yaml sets); unset: none.
+GPU_RUN_TAGS_ENV = "SPINE_GPU_RUN_TAGS"
 #: Dagster's own: the folder of the instance (its dagster.yaml and, with SQLite, its storage).
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 #: The instance settings of local use (SQLite, telemetry off, one slot per concurrency pool), shipped with the
