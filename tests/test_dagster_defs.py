@@ -30,8 +30,7 @@ def test_definitions_hold_assets_and_resources() -> None:
                     "localization_model", "ivd_crops", "classifier_model"}
     assert isinstance(definitions.resources["paths"], DataRoot)  # type: ignore[index]
     assert {j.name for j in definitions.resolve_all_job_defs()} >= {"phenikaa_report_job", "phenikaa_rematch_job"}
-    assert [s.name for s in definitions.sensors or []] == ["phenikaa_reports_sensor"]
-    assert [s.name for s in definitions.schedules or []] == ["phenikaa_nightly_rematch"]
+    assert {j.name for j in definitions.resolve_all_job_defs()} >= {"training_job", "everything_but_reports"}
     checks = {c.name for c in definitions.resolve_asset_graph().asset_check_keys}
     assert {"phenikaa_field_completeness", "phenikaa_match_rate", "phenikaa_one_folder_per_patient",
             "phenikaa_labels_for_matched", "spider_mask_values", "localization_val_pck"} <= checks
@@ -130,3 +129,44 @@ def test_raw_source_assets_describe_the_synthetic_root(synthetic_root: Path) -> 
     assert all(e.passed for e in evaluations.values()) and len(evaluations) == 3
     tables = evaluations["phenikaa_label_tables_parse"].metadata
     assert tables["duplicate row"].value == 1 and tables["missing value"].value == 1
+
+
+def test_every_sensor_and_schedule_runs_in_a_new_instance() -> None:
+    """Nothing to switch on in the UI: the inbox sensor, the automation sensor and the nightly schedule."""
+    definitions = defs()
+    sensors = {s.name: s.default_status for s in definitions.sensors or []}
+    schedules = {s.name: s.default_status for s in definitions.schedules or []}
+    assert sensors == {"phenikaa_reports_sensor": dg.DefaultSensorStatus.RUNNING,
+                       "spine_automation_sensor": dg.DefaultSensorStatus.RUNNING}
+    assert schedules == {"phenikaa_nightly_rematch": dg.DefaultScheduleStatus.RUNNING}
+    automation = definitions.resolve_sensor_def("spine_automation_sensor")
+    assert isinstance(automation, dg.AutomationConditionSensorDefinition)
+
+
+def test_a_read_report_carries_the_eager_chain_down_to_the_patients() -> None:
+    """Automation conditions as the sensor evaluates them: report read -> table -> patients; the crops wait for a
+    localization model; models never start on their own."""
+    definitions = defs()
+    instance = dg.DagsterInstance.ephemeral()
+
+    def requested(cursor: object) -> tuple[set[str], object]:
+        result = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=cursor)  # type: ignore[arg-type]
+        return {r.key.to_user_string() for r in result.results if r.true_subset.size}, result.cursor
+
+    wanted, cursor = requested(None)
+    assert wanted == set()
+    instance.add_dynamic_partitions("phenikaa_reports", ["250010139.png"])
+    for key, partition in [("phenikaa_raw", None), ("phenikaa_report", "250010139.png")]:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=partition))
+    wanted, cursor = requested(cursor)
+    assert wanted == {"phenikaa_report_table", "phenikaa_patients"}  # one tick, one run for both
+    for key in ["phenikaa_report_table", "phenikaa_patients", "spider_raw"]:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    wanted, cursor = requested(cursor)
+    assert wanted == set()  # no localization model yet: no crops, and no model trains on its own
+    instance.report_runless_asset_event(dg.AssetMaterialization("localization_model"))
+    wanted, cursor = requested(cursor)
+    assert wanted == {"ivd_crops"}
+    instance.report_runless_asset_event(dg.AssetMaterialization("ivd_crops"))
+    wanted, _ = requested(cursor)
+    assert wanted == set()  # the classifier is trained on a click or by training_job only

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType
 
+from spine_assets.defs.automation import AUTOMATION_SENSOR
 from spine_lib.datasets.phenikaa import report_partition_key
 from spine_lib.synthetic.truth import read_truth
 from tests.deployment_support import (
@@ -132,7 +133,7 @@ def run_tags(flow: Flow, run_id: str) -> dict[str, str]:
 
 
 def automation_sensor(flow: Flow) -> str:
-    """The sensor that launched the patients' run (``default_automation_condition_sensor`` unless renamed)."""
+    """The sensor that launched the patients' run."""
     return run_tags(flow, flow.patients.run_id)["dagster/sensor_name"]
 
 
@@ -141,11 +142,10 @@ def test_report_reaches_patients_with_no_click(flow: Flow) -> None:
     assert meta["matched"] == 1
     assert meta["label_rows"] == len(flow.patient["discs"])  # one row per lumbar disc of the matched patient
     assert query(flow, "SELECT status FROM runs WHERE run_id = %s", flow.patients.run_id) == [("SUCCESS",)]
-    # an automation-condition sensor launched it; every sensor runs (started here only if STOPPED by default)
-    automation = automation_sensor(flow)
-    assert automation != INBOX_SENSOR
+    # the automation-condition sensor launched it; every sensor was RUNNING from the start, none had to be started
+    assert automation_sensor(flow) == AUTOMATION_SENSOR
     assert set(sensor_statuses(flow.deployment).values()) == {"RUNNING"}
-    assert INBOX_SENSOR not in flow.sensors_started  # RUNNING by default
+    assert flow.sensors_started == []
 
 
 def test_report_partition_and_its_run_are_in_postgres(flow: Flow) -> None:

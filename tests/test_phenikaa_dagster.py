@@ -11,14 +11,18 @@ import dagster as dg
 import pytest
 
 from spine_assets.defs.phenikaa import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
     REPORTS_PARTITION,
     PhenikaaSettings,
     phenikaa_patient_checks,
     phenikaa_patients,
     phenikaa_report,
+    phenikaa_report_job,
     phenikaa_report_table,
     phenikaa_reports_sensor,
 )
+from spine_assets.defs.raw_sources import phenikaa_raw
 from spine_assets.defs.resources import DataRoot
 from spine_lib.datasets.phenikaa import ReportFields, report_partition_key, save_report_fields
 from spine_lib.synthetic.truth import read_truth
@@ -42,6 +46,17 @@ def tick(instance: dg.DagsterInstance, paths: DataRoot, cursor: str | None) -> d
     return result
 
 
+def requested_keys(instance: dg.DagsterInstance, request: dg.RunRequest) -> list[str]:
+    """The partitions one run request covers: its partition range, in the instance's partition order."""
+    order = instance.get_dynamic_partitions(REPORTS_PARTITION)
+    first, last = request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]
+    return list(order[order.index(first):order.index(last) + 1])
+
+
+def all_requested(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[str]:
+    return sorted(key for request in result.run_requests or [] for key in requested_keys(instance, request))
+
+
 def test_sensor_follows_the_inbox_across_ticks(data_root: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
     paths = DataRoot(root=str(data_root))
@@ -49,7 +64,8 @@ def test_sensor_follows_the_inbox_across_ticks(data_root: Path) -> None:
     reports = sorted(report_partition_key(n) for n in names)
 
     first = tick(instance, paths, None)
-    assert sorted(str(r.partition_key) for r in first.run_requests or []) == reports
+    assert len(first.run_requests or []) == 1  # six new reports, one run over their partition range
+    assert all_requested(instance, first) == reports
     assert sorted(instance.get_dynamic_partitions(REPORTS_PARTITION)) == reports
 
     quiet = tick(instance, paths, first.cursor)
@@ -60,21 +76,63 @@ def test_sensor_follows_the_inbox_across_ticks(data_root: Path) -> None:
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
     shutil.copyfile(changed, data_root / "raw/Phenikaa/reports/250012345.png")
     third = tick(instance, paths, quiet.cursor or first.cursor)
-    keys = sorted(str(r.partition_key) for r in third.run_requests or [])
-    assert keys == sorted([report_partition_key(names[0]), "250012345.png"])
-    run_keys = {r.run_key for r in third.run_requests or []}
-    assert all(k and k.split(":")[0] in keys for k in run_keys)
+    assert all_requested(instance, third) == sorted([report_partition_key(names[0]), "250012345.png"])
+    run_keys = [r.run_key for r in third.run_requests or []]
+    assert len(set(run_keys)) == len(run_keys) and all(run_keys)
     assert len(instance.get_dynamic_partitions(REPORTS_PARTITION)) == len(reports) + 1
 
 
-def test_sensor_chunks_a_big_inbox(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sensor_chunks_a_big_inbox_into_few_runs(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("spine_assets.defs.phenikaa.SENSOR_CHUNK", 4)
+    monkeypatch.setattr("spine_assets.defs.phenikaa.RUN_SIZE", 3)
     instance = dg.DagsterInstance.ephemeral()
     paths = DataRoot(root=str(data_root))
     first = tick(instance, paths, None)
     second = tick(instance, paths, first.cursor)
-    assert len(first.run_requests or []) == 4 and len(second.run_requests or []) == 2
+    assert [len(requested_keys(instance, r)) for r in first.run_requests or []] == [3, 1]
+    assert [len(requested_keys(instance, r)) for r in second.run_requests or []] == [2]
+    assert len(all_requested(instance, first) + all_requested(instance, second)) == 6
     assert len(json.loads(second.cursor or "{}")) == 6
+
+
+def test_sensor_skips_reports_already_read(data_root: Path) -> None:
+    """Reports the CLI (or the demo) has read get their partitions but no run: nothing is read twice."""
+    reports = sorted((data_root / "raw/Phenikaa/reports").iterdir())
+    for path in reports[:4]:
+        stat = path.stat()
+        save_report_fields(ReportFields(report_file=path.name, report_format=path.suffix[1:],
+                                        source_mtime_ns=stat.st_mtime_ns, source_size=stat.st_size),
+                           data_root / "interim/Phenikaa")
+    stale = reports[4]  # a record of an older version of the file: read again
+    save_report_fields(ReportFields(report_file=stale.name, report_format=stale.suffix[1:],
+                                    source_mtime_ns=1, source_size=stale.stat().st_size), data_root / "interim/Phenikaa")
+    instance = dg.DagsterInstance.ephemeral()
+    result = tick(instance, DataRoot(root=str(data_root)), None)
+    assert all_requested(instance, result) == sorted(report_partition_key(p.name) for p in reports[4:])
+    assert len(instance.get_dynamic_partitions(REPORTS_PARTITION)) == len(reports)
+
+
+def test_one_run_reads_a_range_and_a_rerun_reads_nothing(data_root: Path, synthetic_root: Path) -> None:
+    truth = read_truth(synthetic_root, "phenikaa")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"paths": DataRoot(root=str(data_root), weights=str(data_root.parent / "weights")),
+                 "phenikaa": PhenikaaSettings.model_validate({"corrupted_ids": truth["corrupted_ids"], "workers": 2})}
+    first = tick(instance, resources["paths"], None)
+    (request,) = first.run_requests or []
+    keys = requested_keys(instance, request)
+    job = dg.Definitions(assets=[phenikaa_raw, phenikaa_report], jobs=[phenikaa_report_job],
+                         resources=resources).resolve_job_def("phenikaa_report_job")
+    run = job.execute_in_process(instance=instance, tags=request.tags)
+    assert run.success
+    (event,) = run.asset_materializations_for_node("phenikaa_report")[:1]
+    assert instance.get_materialized_partitions(dg.AssetKey("phenikaa_report")) == set(keys)
+    meta = event.metadata
+    assert (meta["reports"].value, meta["read"].value, meta["ok"].value) == (6, 6, 6)
+    again = job.execute_in_process(instance=instance, tags=request.tags)
+    meta = again.asset_materializations_for_node("phenikaa_report")[0].metadata
+    assert (meta["read"].value, meta["unchanged"].value, meta["ocr_seconds"].value) == (0, 6, 0)
+    text = json.dumps([str(e) for r in instance.get_runs() for e in instance.all_logs(r.run_id)], ensure_ascii=False)
+    assert [n for n in phi_strings(truth) if n in text] == []
 
 
 def test_partitions_then_matching_materialize_without_phi(data_root: Path, synthetic_root: Path) -> None:

@@ -35,6 +35,7 @@ def crops_config(config: IVDCropsSettings, paths: DataRoot, device: str = "cpu")
     group_name="classification",
     deps=[phenikaa_patients, spider_raw, localization_model],
     kinds={"png", "csv"},
+    automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(COMPLETE_CHECK, asset="ivd_crops",
                           description="Every graded (patient, level) has, for each sequence, a crop or a reject "

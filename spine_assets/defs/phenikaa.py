@@ -8,8 +8,10 @@ reviewer, whose decisions (overrides.csv) the next matching applies. Metadata ca
 full names.
 """
 
+import hashlib
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -19,40 +21,77 @@ from spine_assets.defs.resources import DataRoot, PhenikaaSettings
 REPORTS_PARTITION = "phenikaa_reports"
 reports_partitions = dg.DynamicPartitionsDefinition(name=REPORTS_PARTITION)
 SENSOR_CHUNK = 500  # partitions added per tick: a 10,000-file inbox never times out a tick
+RUN_SIZE = 100  # reports per run: many new reports become few runs, each read by the settings' workers
+REPORTS_TABLE_ROWS = 50  # rows of a run's reports table in the metadata
+#: Dagster's run tags of a partition range (one run over many partitions of a single-run asset).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 MIN_FIELD_COMPLETENESS = 0.9
 MIN_MATCH_RATE = 0.9
 
 
-@dg.asset(partitions_def=reports_partitions, group_name="phenikaa", deps=[phenikaa_raw], kinds={"ocr"})
+@dg.asset(
+    partitions_def=reports_partitions,
+    group_name="phenikaa",
+    deps=[phenikaa_raw],
+    kinds={"ocr"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
 def phenikaa_report(
     context: dg.AssetExecutionContext, paths: DataRoot, phenikaa: PhenikaaSettings
 ) -> dg.MaterializeResult:
-    """One report read by OCR (or its PDF text layer): patient ID, name, birthday, exam date."""
-    from spine_lib.datasets.phenikaa import (
-        make_extractor,
-        masked_name,
-        read_report,
-        resolve_report_key,
-        save_report_fields,
-    )
+    """Reports read by OCR (or their PDF text layer): patient ID, name, birthday, exam date; one partition each.
+
+    A run may cover many partitions (the sensor asks for one run per chunk of new reports; a backfill is one
+    run): they are read in parallel by the settings' workers. A report whose stored record is current (same file
+    version) is not read again.
+    """
+    from spine_lib.core.markdown import markdown_table
+    from spine_lib.datasets.phenikaa import masked_name, read_new_reports, reports_by_key
 
     config = phenikaa.preprocess_config(paths)
-    path = resolve_report_key(config.reports_path, context.partition_key)
-    if path is None:  # the file left the inbox; its old record (if any) no longer counts
-        return dg.MaterializeResult(metadata={"status": "missing", "reason": "report file is no longer in the inbox"})
-    fields = read_report(path, make_extractor(config), config.report_fuzzy_threshold)
-    save_report_fields(fields, config.interim_path)
-    return dg.MaterializeResult(metadata={
-        "status": fields.status,
-        "reason": fields.reason,
-        "report_format": fields.report_format,
-        "patient_id": fields.patient_id or "",
-        "name_initials": masked_name(fields.patient_name),
-        "has_birthday": fields.birthday is not None,
-        "has_birth_year": fields.birth_year is not None,
-        "name_cleaned": fields.name_cleaned,
-        "ocr_seconds": round(fields.ocr_seconds, 3),
-    })
+    keys = list(context.partition_keys)
+    inbox = reports_by_key(config.reports_path)
+    present = [key for key in keys if key in inbox]
+    outcomes = dict(zip(present, read_new_reports(config, [inbox[key] for key in present]), strict=True))
+    rows = []
+    for key in keys:
+        outcome = outcomes.get(key)
+        if outcome is None:  # the file left the inbox; its old record (if any) no longer counts
+            rows.append([key, "missing", "", "", "", "report file is no longer in the inbox"])
+            continue
+        fields = outcome.fields
+        rows.append([key, fields.status, "read" if outcome.read else "unchanged", fields.patient_id or "",
+                     masked_name(fields.patient_name), fields.reason])
+    statuses = [row[1] for row in rows]
+    metadata: dict[str, Any] = {
+        "reports": len(keys),
+        "read": sum(o.read for o in outcomes.values()),
+        "unchanged": sum(not o.read for o in outcomes.values()),
+        "ok": statuses.count("ok"),
+        "rejected": statuses.count("rejected"),
+        "missing": statuses.count("missing"),
+        "ocr_seconds": round(sum(o.fields.ocr_seconds for o in outcomes.values() if o.read), 3),
+        "reports_table": dg.MetadataValue.md(markdown_table(
+            ["report", "status", "this run", "patient_id", "initials", "reason"], rows[:REPORTS_TABLE_ROWS])),
+    }
+    if len(keys) == 1 and keys[0] in outcomes:  # one report: its own fields, as a partition's page shows them
+        fields = outcomes[keys[0]].fields
+        metadata.update({
+            "status": fields.status,
+            "reason": fields.reason,
+            "report_format": fields.report_format,
+            "patient_id": fields.patient_id or "",
+            "name_initials": masked_name(fields.patient_name),
+            "has_birthday": fields.birthday is not None,
+            "has_birth_year": fields.birth_year is not None,
+            "name_cleaned": fields.name_cleaned,
+        })
+    elif len(keys) == 1:
+        metadata.update({"status": "missing", "reason": "report file is no longer in the inbox"})
+    context.log.info(f"{len(keys)} reports: {metadata['read']} read, {metadata['unchanged']} unchanged, "
+                     f"{metadata['missing']} missing")
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(group_name="phenikaa", deps=[phenikaa_report], automation_condition=dg.AutomationCondition.eager())
@@ -149,10 +188,30 @@ phenikaa_nightly = dg.ScheduleDefinition(
 )
 
 
+def contiguous_runs(order: list[str], keys: list[str], size: int) -> list[list[str]]:
+    """``keys`` cut into runs of neighbours in the partitions' ``order``, each at most ``size`` long: each run is
+    one partition range, so one Dagster run.
+
+    Example:
+        >>> contiguous_runs(["a", "b", "c", "d", "e"], ["e", "a", "b", "d"], size=2)
+        [['a', 'b'], ['d', 'e']]
+    """
+    position = {key: i for i, key in enumerate(order)}
+    runs: list[list[str]] = []
+    for key in sorted(keys, key=position.__getitem__):
+        if runs and position[runs[-1][-1]] == position[key] - 1 and len(runs[-1]) < size:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return runs
+
+
 @dg.sensor(job=phenikaa_report_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def phenikaa_reports_sensor(context: dg.SensorEvaluationContext, paths: DataRoot) -> dg.SensorResult:
-    """New or changed files in the reports inbox -> a partition each and a run per file version."""
-    from spine_lib.datasets.phenikaa import inbox_changes, report_partition_key
+    """New or changed files in the reports inbox -> a partition each and one run per range of at most
+    :data:`RUN_SIZE` of them; files whose stored record is current (read by the CLI or the demo) get their
+    partition but no run."""
+    from spine_lib.datasets.phenikaa import current_record, inbox_changes, report_partition_key
 
     reports = paths.layout.phenikaa_reports
     if not reports.is_dir():
@@ -161,13 +220,22 @@ def phenikaa_reports_sensor(context: dg.SensorEvaluationContext, paths: DataRoot
     chunk, waiting = inbox_changes(reports, seen, SENSOR_CHUNK, key=report_partition_key)
     if not chunk:
         return dg.SensorResult(skip_reason="no new or changed reports")
-    known = set(context.instance.get_dynamic_partitions(REPORTS_PARTITION))
-    keyed = [(report_partition_key(name), signature) for name, signature in chunk]  # no patient names in Dagster
-    new_keys = [key for key, _ in keyed if key not in known]
+    interim = paths.layout.phenikaa_interim
+    keyed = {report_partition_key(name): signature for name, signature in chunk}  # no patient names in Dagster
+    todo = [report_partition_key(name) for name, _ in chunk if current_record(interim, reports / name) is None]
+    known = list(context.instance.get_dynamic_partitions(REPORTS_PARTITION))
+    known_set = set(known)
+    new_keys = [key for key in keyed if key not in known_set]
     seen.update(keyed)  # the cursor lives in the instance: keyed by pseudonyms, never by patient names
-    context.log.info(f"{len(chunk)} new or changed reports, {waiting} waiting for the next tick")
+    requests = []
+    for run in contiguous_runs(known + new_keys, todo, RUN_SIZE):
+        version = hashlib.sha256("|".join(f"{k}:{keyed[k]}" for k in run).encode()).hexdigest()[:16]
+        tags = {ASSET_PARTITION_RANGE_START_TAG: run[0], ASSET_PARTITION_RANGE_END_TAG: run[-1]}
+        requests.append(dg.RunRequest(run_key=f"{run[0]}..{run[-1]}:{version}", tags=tags))
+    context.log.info(f"{len(chunk)} new or changed reports ({len(chunk) - len(todo)} already read) in "
+                     f"{len(requests)} runs, {waiting} waiting for the next tick")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=f"{key}:{signature}") for key, signature in keyed],
+        run_requests=requests,
         dynamic_partitions_requests=[reports_partitions.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps(seen, sort_keys=True),
     )

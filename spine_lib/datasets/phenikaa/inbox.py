@@ -117,6 +117,12 @@ def report_partition_key(file_name: str) -> str:
     return f"report-{digest}{path.suffix.lower()}"
 
 
+def reports_by_key(reports: Path) -> dict[str, Path]:
+    """Every report file of the inbox under its partition key (:func:`report_partition_key`): one listing for a
+    run over many partitions."""
+    return {report_partition_key(path.name): path for path in report_files(reports)}
+
+
 def resolve_report_key(reports: Path, key: str) -> Path | None:
     """The inbox file a partition key stands for (None when it is gone)."""
     direct = reports / key

@@ -1,0 +1,138 @@
+"""Many reports through the daemon against the CLI on the same files, and what a fresh instance reads again.
+
+Run: ``uv run python -m bench.daemon_throughput [--reports 100] [--workers 2]`` (from the repository root; needs
+Debian's ``postgresql``). It makes a synthetic root of ``--reports`` Phenikaa patients, then:
+
+1. **CLI**: :func:`spine_lib.datasets.phenikaa.preprocess` (what ``spine-vision dataset phenikaa`` runs: read
+   every report, match, export) on one copy; reports per second of the whole job.
+2. **Daemon**: the team deployment as processes (tests/deployment_support.py: PostgreSQL, code server,
+   webserver, daemon on deploy/dagster.yaml) on a second copy with an empty inbox; the raw assets materialized,
+   then every report dropped at once; timed from the drop to the ``phenikaa_patients`` materialization that
+   matches them all (sensor intervals included). Counts the runs the reports took.
+3. **Fresh instance after the CLI**: a new deployment (new PostgreSQL, empty sensor cursor) on the CLI's copy,
+   whose records are current; after the inbox sensor's first ticks: how many reports were read again (goal 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from spine_lib.core.layout import DataLayout
+from spine_lib.datasets.phenikaa import PreprocessConfig, preprocess
+from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
+from tests.deployment_support import (
+    Deployment,
+    Materialization,
+    Postgres,
+    last_materialization_id,
+    launch_assets,
+    materializations_after,
+    running_deployment,
+    running_postgres,
+    wait_for,
+    wait_for_run,
+)
+
+INBOX_SENSOR = "phenikaa_reports_sensor"
+
+
+def copy_phenikaa(synthetic: Path, root: Path, with_reports: bool) -> None:
+    shutil.copytree(synthetic / "raw/Phenikaa", root / "raw/Phenikaa",
+                    ignore=None if with_reports else lambda folder, names: names if Path(folder).name == "reports" else [])
+    (root / "raw/Phenikaa/reports").mkdir(parents=True, exist_ok=True)
+
+
+def report_runs(postgres: Postgres) -> list[tuple[str, str]]:
+    with postgres.connect() as connection:
+        rows = connection.execute("SELECT run_id, status FROM runs WHERE pipeline_name = 'phenikaa_report_job'").fetchall()
+    return [(str(r), str(s)) for r, s in rows]
+
+
+def sensor_cursor_size(postgres: Postgres) -> int:
+    from dagster._core.scheduler.instigation import InstigatorState
+    from dagster._serdes import deserialize_value
+
+    with postgres.connect() as connection:
+        bodies = connection.execute("SELECT instigator_body FROM instigators").fetchall()
+    for (body,) in bodies:
+        state = deserialize_value(body, InstigatorState)
+        if state.name == INBOX_SENSOR and state.sensor_instigator_data and state.sensor_instigator_data.cursor:
+            return len(json.loads(state.sensor_instigator_data.cursor))
+    return 0
+
+
+def raw_assets(deployment: Deployment) -> None:
+    assert wait_for_run(deployment, launch_assets(deployment, ["data_root", "phenikaa_raw"]), 300) == "SUCCESS"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reports", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="spine-daemon-bench-"))
+    try:
+        synthetic = work / "synthetic"
+        begin = time.monotonic()
+        make_synthetic_root(SynthConfig(out=synthetic, spider_patients=1, rsna_studies=1,
+                                        phenikaa_patients=args.reports, size=128, slices=12, seed=args.seed))
+        print(f"synthetic root: {args.reports} Phenikaa patients in {time.monotonic() - begin:.0f} s")
+
+        cli_root = work / "cli"
+        copy_phenikaa(synthetic, cli_root, with_reports=True)
+        # the settings both paths use: the defaults (the deployment's PhenikaaSettings), the same workers
+        config = PreprocessConfig.for_layout(DataLayout(cli_root), workers=args.workers)
+        begin = time.monotonic()
+        cli = preprocess(config)
+        cli_seconds = time.monotonic() - begin
+        cli_matched = cli.as_metadata()["matched"]
+        print(f"CLI: {args.reports} reports in {cli_seconds:.1f} s ({args.reports / cli_seconds:.2f} reports/s), "
+              f"matched {cli_matched}")
+
+        daemon_root = work / "daemon"
+        copy_phenikaa(synthetic, daemon_root, with_reports=False)
+        reports = sorted((synthetic / "raw/Phenikaa/reports").iterdir())
+        with running_postgres(work / "logs") as postgres, \
+                running_deployment(postgres, work / "d1", daemon_root, work / "weights") as deployment:
+            raw_assets(deployment)
+            before = last_materialization_id(postgres, "phenikaa_patients")
+            dropped = time.time()
+            for report in reports:
+                shutil.copyfile(report, daemon_root / "raw/Phenikaa/reports" / report.name)
+
+            def all_matched() -> Materialization | None:
+                deployment.check_alive()
+                found = materializations_after(postgres, "phenikaa_patients", before)
+                return next((m for m in found if m.metadata.get("matched") == cli_matched), None)
+
+            update = wait_for("phenikaa_patients to match every report", all_matched, timeout=args.timeout,
+                              interval=1.0)
+            daemon_seconds = update.timestamp - dropped
+            wait_for_run(deployment, update.run_id, 300)
+            runs = report_runs(postgres)
+        print(f"daemon: {args.reports} reports in {daemon_seconds:.1f} s ({args.reports / daemon_seconds:.2f} "
+              f"reports/s) in {len(runs)} report runs, matched {cli_matched}; "
+              f"ratio to the CLI {cli_seconds / daemon_seconds:.2f}x")
+
+        with running_postgres(work / "logs2") as postgres, \
+                running_deployment(postgres, work / "d2", cli_root, work / "weights") as deployment:
+            raw_assets(deployment)
+            wait_for("the inbox sensor to see every report", lambda: sensor_cursor_size(postgres) >= args.reports
+                     or None, timeout=300, interval=1.0)
+            time.sleep(40)  # one more tick of each sensor: nothing may follow
+            runs = report_runs(postgres)
+            reads = [m for m in materializations_after(postgres, "phenikaa_report", 0) if m.metadata.get("read")]
+        print(f"fresh instance on the CLI's data root: {len(runs)} report runs, {len(reads)} reports read again")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
