@@ -103,7 +103,7 @@ def main() -> None:
         "backbone": args.backbone, "output_size": args.output_size,
         "train_discs": points, "val_discs": len(trainer.val_dataset),  # type: ignore[arg-type]
         "test_discs": int(test.get("count", 0)),
-        "train_patients": len({d[:2] for d in getattr(trainer.train_dataset, "discs", [])}) or None,
+        "train_patients": len({d.patient for d in getattr(trainer.train_dataset, "discs", [])}) or None,
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch + 1,
         "train_minutes": round(result.seconds / 60, 2),
         "train_crops_per_second": round(result.train_images_per_second, 1),

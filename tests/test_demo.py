@@ -6,16 +6,53 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
 
+from spine_assets.demo import DemoStep
+from spine_assets.demo.command import progress_line
+
 REPO = Path(__file__).resolve().parents[1]
+#: ``[ 3/14] ####................ 0:41 spider_nnunet_dataset done in 12.3 s``: count, bar, elapsed, asset, what
+PROGRESS = re.compile(r"^\[ *(\d+)/(\d+)\] [#.]{20} \d+:\d\d (\w+) "
+                      r"(started|done in \d+\.\d s|FAILED after \d+\.\d s|skipped)(?: \(.*\))?$")
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "spine_lib.cli", *args], capture_output=True, text=True, cwd=cwd,
                           check=False)
+
+
+def progress_of(stdout: str) -> list[tuple[int, int, str, str]]:
+    """(done, total, asset, what) of each progress line, in order; what: started, done, failed or skipped."""
+    found = [PROGRESS.match(line) for line in stdout.splitlines()]
+    return [(int(m[1]), int(m[2]), m[3], m[4].split()[0].lower()) for m in found if m]
+
+
+def assert_progress_covers(stdout: str, ran: set[str], skipped: Iterable[str] = ()) -> None:
+    """Every asset that ran is shown started, then done; the count rises one per ended step to N/N."""
+    steps, skips = progress_of(stdout), set(skipped)
+    total = len(ran) + len(skips)
+    assert {total} == {t for _, t, _, _ in steps}
+    assert [asset for _, _, asset, what in steps if what == "started"] == \
+        [asset for _, _, asset, what in steps if what == "done"]  # in process: each ends before the next starts
+    assert {asset for _, _, asset, what in steps if what == "done"} == ran
+    assert {asset for _, _, asset, what in steps if what == "skipped"} == skips
+    ended = [done for done, _, _, what in steps if what != "started"]
+    assert ended == list(range(1, total + 1))
+    assert stdout.index(f"[{total}/{total}]") < stdout.index("Materialized:")  # the summary comes last
+
+
+def test_progress_line_shows_count_bar_elapsed_and_step() -> None:
+    done = DemoStep("done", "spider_nnunet_dataset", 3, 14, seconds=12.34, elapsed=61)
+    assert progress_line(done) == "[ 3/14] ####................ 1:01 spider_nnunet_dataset done in 12.3 s"
+    started = DemoStep("started", "phenikaa_report", 0, 14, detail="8 reports")
+    assert progress_line(started) == "[ 0/14] .................... 0:00 phenikaa_report started (8 reports)"
+    check = DemoStep("check", "spider_raw", 3, 14, detail="spider_mask_values", passed=False)
+    assert progress_line(check).endswith(" check spider_raw:spider_mask_values FAILED")
+    assert progress_line(DemoStep("skipped", "nnunet_model", 14, 14)).startswith("[14/14] " + "#" * 20)
 
 
 def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
@@ -27,7 +64,7 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
             "nnunet_model, phenikaa_patients, phenikaa_raw, phenikaa_report, phenikaa_report_table, rsna_raw, "
             "spider_nnunet_dataset, spider_raw") in first.stdout
     checks = re.search(r"Asset checks:     (\d+)/(\d+) passed(?: \(failed: (.*)\))?", first.stdout)
-    assert checks is not None and checks.group(2) == "18"
+    assert checks is not None and checks.group(2) == "19"
     # on two tiny patients only the models' quality floors may fail; every data check passes
     # (and the crops of the Phenikaa patients, whose points come from that briefly trained localizer)
     assert set((checks.group(3) or "").split(", ")) <= {"", "nnunet_model:nnunet_validation_dice",
@@ -36,6 +73,9 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
                                                         "classifier_model:classifier_beats_baselines",
                                                         "classifier_model:classifier_pfirrmann_kappa"}
     assert "Synthetic data:   written" in first.stdout
+    materialized = set(first.stdout.split("Materialized:")[1].split("\n")[0].strip().split(", "))
+    assert_progress_covers(first.stdout, ran=materialized)  # one run of reports: phenikaa_report counts once
+    assert re.search(r"^Elapsed:          \d+:\d\d$", first.stdout, re.MULTILINE)
     assert (tmp_path / "data/truth/spider.json").is_file()
     assert f"DAGSTER_HOME={tmp_path / 'dh'}" in first.stdout
     assert (tmp_path / "data/raw/SPIDER").is_dir() and (tmp_path / "dh/dagster.yaml").is_file()
@@ -50,7 +90,9 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
     assert "phenikaa_report," not in second.stdout  # and no report is read twice
     assert "Up to date:       classifier_model, localization_model, nnunet_model" in second.stdout
     assert "_model," not in second.stdout.split("Materialized:")[1].split("\n")[0]
-    assert re.search(r"Asset checks:     1[34]/14 passed", second.stdout)  # the crops' on-disc check may fail
+    models = {"classifier_model", "localization_model", "nnunet_model"}
+    assert_progress_covers(second.stdout, ran=materialized - models - {"phenikaa_report"}, skipped=models)
+    assert re.search(r"Asset checks:     1[45]/15 passed", second.stdout)  # the crops' on-disc check may fail
     crops = (tmp_path / "data/processed/classification/annotations.csv").read_text().splitlines()
     assert len(crops) > 1 and (tmp_path / "data/processed/phenikaa/radiological_labels.csv").is_file()
     with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:

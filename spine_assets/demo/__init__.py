@@ -3,7 +3,8 @@
 This module prepares the data root and the instance folder without importing Dagster (so that the command's
 ``--help`` answers at once); the materialization runs in a child process (``python -m
 spine_assets.demo.materialize``) that reads the same paths from the environment (``DAGSTER_HOME``,
-``SPINE_DATA_ROOT``, ``SPINE_WEIGHTS``) and prints one JSON line of what it did.
+``SPINE_DATA_ROOT``, ``SPINE_WEIGHTS``), prints a JSON line per asset step as the runs go (:class:`DemoStep`)
+and finally one JSON line of what it did.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 from loguru import logger
@@ -43,6 +47,42 @@ class DemoConfig(BaseConfig):
     seed: Annotated[int, tyro.conf.arg(help="Seed of the synthetic data.")] = 0
 
 
+#: The key of the child's progress lines (``{"progress": {...}}``), beside its final summary line.
+PROGRESS_KEY = "progress"
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One event of the demo's runs: an asset step started or ended, or an asset check evaluated.
+
+    ``done`` counts the asset steps ended so far (this one included) of the ``total`` the demo planned: one per
+    run of reports, one per other asset; a model trained on the current dataset version counts as ``skipped``.
+    """
+
+    event: Literal["started", "done", "failed", "skipped", "check"]
+    asset: str
+    done: int
+    total: int
+    seconds: float = 0.0  # the step's own duration (done, failed)
+    detail: str = ""  # the reports of a run, why a step was skipped, the check's name
+    passed: bool = True  # a check's outcome
+    elapsed: float = 0.0  # seconds since the demo started, as the parent received the line
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def parse_progress(line: str) -> DemoStep | None:
+    """The :class:`DemoStep` of one of the child's progress lines (None for any other line)."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get(PROGRESS_KEY), dict):
+        return None
+    return DemoStep(**value[PROGRESS_KEY])
+
+
 @dataclass
 class DemoResult:
     """What the demo made and where to look."""
@@ -56,6 +96,7 @@ class DemoResult:
     up_to_date: list[str] = field(default_factory=list)
     created_folders: list[Path] = field(default_factory=list)
     synthesized: bool = False
+    elapsed: float = 0.0  # seconds, the whole demo
 
     @property
     def ui_command(self) -> str:
@@ -78,8 +119,12 @@ def prepare_dagster_home(dagster_home: Path, template: Path = INSTANCE_TEMPLATE)
     return target
 
 
-def run_demo(config: DemoConfig) -> DemoResult:
-    """Prepare the data root and the instance, then materialize every asset; raises if a step fails."""
+def run_demo(config: DemoConfig, on_progress: Callable[[DemoStep], None] | None = None) -> DemoResult:
+    """Prepare the data root and the instance, then materialize every asset; raises if a step fails.
+
+    ``on_progress`` receives every asset step as it starts and ends (and every check), while the runs execute.
+    """
+    started = time.monotonic()
     data_root = config.data_root.resolve()
     weights = config.weights.resolve()
     dagster_home = config.dagster_home.resolve()
@@ -99,19 +144,26 @@ def run_demo(config: DemoConfig) -> DemoResult:
         WEIGHTS_ENV: str(weights),
     }
     logger.info("materializing every asset into the instance at {}", dagster_home)
-    process = subprocess.run(
-        [sys.executable, "-m", "spine_assets.demo.materialize"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for line in process.stderr.splitlines():
+    stdout: list[str] = []
+    with tempfile.TemporaryFile("w+") as stderr_file:
+        with subprocess.Popen([sys.executable, "-m", "spine_assets.demo.materialize"], env=env,
+                              stdout=subprocess.PIPE, stderr=stderr_file, text=True) as process:
+            assert process.stdout is not None
+            for line in process.stdout:  # progress lines as the runs go, then the summary
+                step = parse_progress(line)
+                if step is None:
+                    stdout.append(line)
+                elif on_progress is not None:
+                    on_progress(replace(step, elapsed=time.monotonic() - started))
+        returncode = process.returncode
+        stderr_file.seek(0)
+        stderr = stderr_file.read()
+    for line in stderr.splitlines():
         logger.debug("dagster: {}", line)
-    summary = parse_summary(process.stdout)
-    if process.returncode != 0 or summary is None or not summary.get("success"):
-        tail = "\n".join(process.stderr.splitlines()[-20:])
-        raise SpineVisionError(dagster_home, f"asset materialization failed (exit {process.returncode}):\n{tail}")
+    summary = parse_summary("".join(stdout))
+    if returncode != 0 or summary is None or not summary.get("success"):
+        tail = "\n".join(stderr.splitlines()[-20:])
+        raise SpineVisionError(dagster_home, f"asset materialization failed (exit {returncode}):\n{tail}")
     return DemoResult(
         data_root=data_root,
         dagster_home=dagster_home,
@@ -122,6 +174,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         up_to_date=[str(k) for k in summary.get("up_to_date", [])],
         created_folders=created,
         synthesized=synthesized,
+        elapsed=time.monotonic() - started,
     )
 
 
@@ -132,6 +185,6 @@ def parse_summary(stdout: str) -> dict | None:
             value = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(value, dict):
+        if isinstance(value, dict) and PROGRESS_KEY not in value:
             return value
     return None

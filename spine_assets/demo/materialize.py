@@ -5,7 +5,8 @@ Run by ``spine-vision demo`` in a child process; usable on its own:
 sensor would add them), each new one is read in its own run, then everything else is materialized. Models are
 trained with short CPU settings (``DEMO_RUN_CONFIG``), and only when their training dataset's data version
 differs from the one their last materialization was trained on; the assets that use a model (the IVD crops)
-come last. Prints one JSON line with what it did.
+come last. Prints a JSON line per asset step as it starts and ends (``spine_assets.demo.progress``), then one
+JSON line with what it did.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ import sys
 import dagster as dg
 
 from spine_assets.definitions import defs
-from spine_assets.defs.phenikaa import REPORTS_PARTITION
+from spine_assets.defs.phenikaa import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    REPORTS_PARTITION,
+    RUN_SIZE,
+    contiguous_runs,
+)
 from spine_assets.defs.resources import data_root_from_env
+from spine_assets.demo.progress import RunProgress
+from spine_assets.report_partitions import add_report_partitions
 
 GPU_POOL = "gpu"
 GPU_POOL_LIMIT = 1
@@ -71,30 +80,29 @@ def needs_training(instance: dg.DagsterInstance, model: str, dataset: str) -> bo
 
 def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
     """Read every not-yet-read report (one run per partition), then run every other asset and check."""
-    from spine_lib.datasets.phenikaa import report_files, report_partition_key
-
     if instance.event_log_storage.supports_global_concurrency_limits:
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, GPU_POOL_LIMIT)
     definitions = defs()
     reports = data_root_from_env().layout.phenikaa_reports
-    keys = [report_partition_key(p.name) for p in report_files(reports)] if reports.is_dir() else []
-    known = set(instance.get_dynamic_partitions(REPORTS_PARTITION))
-    instance.add_dynamic_partitions(REPORTS_PARTITION, [k for k in keys if k not in known])
+    keys = add_report_partitions(instance, reports)
     report_job = definitions.resolve_job_def("phenikaa_report_job")
     materialized: set[str] = set()
     checks: dict[str, bool] = {}
     success = True
     done = instance.get_materialized_partitions(dg.AssetKey("phenikaa_report"))
-    for key in keys:
-        if key in done:
-            continue
-        result = report_job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
-        success &= result.success
-        materialized.add("phenikaa_report")
+    todo = [key for key in keys if key not in done]
+    report_runs = contiguous_runs(list(instance.get_dynamic_partitions(REPORTS_PARTITION)), todo, RUN_SIZE)
     rest = definitions.resolve_job_def("everything_but_reports")
     data_keys = {k.to_user_string() for k in rest.asset_layer.executable_asset_keys} - set(MODELS) - set(AFTER_MODELS)
-    result = rest.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config_for(data_keys),
-                                     asset_selection=[dg.AssetKey(k) for k in sorted(data_keys)])
+    progress = RunProgress(total=len(report_runs) + len(data_keys) + sum(len(stage) for _, stage in STAGES))
+    for run in report_runs:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: run[0], ASSET_PARTITION_RANGE_END_TAG: run[-1]}
+        result = progress.execute(report_job, instance, detail=f"{len(run)} report{'s' * (len(run) > 1)}", tags=tags,
+                                  raise_on_error=False)
+        success &= result.success
+        materialized.add("phenikaa_report")
+    result = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(data_keys),
+                              asset_selection=[dg.AssetKey(k) for k in sorted(data_keys)])
     success &= result.success
     run_ids = [result.run_id]
     results = [result]
@@ -104,10 +112,12 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
             break
         keys = {k for k in stage if not (kind == "models" and not needs_training(instance, k, MODELS[k]))}
         stale |= keys if kind == "models" else set()
+        for key in sorted(set(stage) - keys):
+            progress.skip(key, f"up to date: trained on this version of {MODELS[key]}")
         if not keys:
             continue
-        run = rest.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config_for(keys),
-                                      asset_selection=[dg.AssetKey(k) for k in sorted(keys)])
+        run = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(keys),
+                               asset_selection=[dg.AssetKey(k) for k in sorted(keys)])
         success &= run.success
         run_ids.append(run.run_id)
         results.append(run)
@@ -117,7 +127,7 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
                        for e in run.get_asset_check_evaluations()})
     return {"run_id": run_ids[-1], "run_ids": run_ids, "success": success, "materialized": sorted(materialized),
             "checks": checks, "up_to_date": sorted(set(MODELS) - stale),
-            "reports_read": len([k for k in keys if k not in done])}
+            "reports_read": len(todo)}
 
 
 def main() -> int:

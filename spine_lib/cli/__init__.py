@@ -44,13 +44,16 @@ def synth(config: SynthConfig) -> None:
 
 
 def dataset_phenikaa(config: PreprocessConfig) -> None:
-    from spine_lib.datasets.phenikaa import preprocess
+    from spine_lib.datasets.phenikaa import OVERRIDES_FILE, REVIEW_FILE, preprocess
 
     report = preprocess(config)
     for key, value in report.as_metadata().items():
         print(f"{key:<22} {value}")
     print(f"Dataset:  {config.output_path}")
     print(f"Interim:  {config.interim_path} (report_fields.csv, matches.csv, rejects.csv)")
+    if report.waiting_for_review:
+        print(f"Review:   {report.waiting_for_review} reports wait in {config.interim_path / REVIEW_FILE}; "
+              f"decisions go to {config.interim_path / OVERRIDES_FILE}")
 
 
 def dataset_nnunet(config: ConvertConfig) -> None:
