@@ -9,7 +9,7 @@ click does that.
 import dagster as dg
 
 AUTOMATION_SENSOR = "spine_automation_sensor"
-AUTOMATION_INTERVAL_SECONDS = 30
+AUTOMATION_INTERVAL_SECONDS = 15
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     AUTOMATION_SENSOR,

@@ -21,7 +21,8 @@ from spine_assets.defs.resources import DataRoot, PhenikaaSettings
 REPORTS_PARTITION = "phenikaa_reports"
 reports_partitions = dg.DynamicPartitionsDefinition(name=REPORTS_PARTITION)
 SENSOR_CHUNK = 500  # partitions added per tick: a 10,000-file inbox never times out a tick
-RUN_SIZE = 100  # reports per run: many new reports become few runs, each read by the settings' workers
+RUN_SIZE = SENSOR_CHUNK  # reports per run: a tick's new reports are one run, read by the settings' workers
+SENSOR_INTERVAL_SECONDS = 15
 REPORTS_TABLE_ROWS = 50  # rows of a run's reports table in the metadata
 #: Dagster's run tags of a partition range (one run over many partitions of a single-run asset).
 ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -206,7 +207,8 @@ def contiguous_runs(order: list[str], keys: list[str], size: int) -> list[list[s
     return runs
 
 
-@dg.sensor(job=phenikaa_report_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=phenikaa_report_job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING)
 def phenikaa_reports_sensor(context: dg.SensorEvaluationContext, paths: DataRoot) -> dg.SensorResult:
     """New or changed files in the reports inbox -> a partition each and one run per range of at most
     :data:`RUN_SIZE` of them; files whose stored record is current (read by the CLI or the demo) get their
