@@ -140,7 +140,7 @@ def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
     times), then, by the ranges' probabilities, a blur, a smooth bias field and Gaussian noise (a random window of
     ``noise_field``, at least twice the image size, when given: cheaper than fresh noise for every item)."""
     values = np.arange(256, dtype=np.float32) / 255.0
-    if rng.random() < ranges.remap:
+    if ranges.remap > 0 and rng.random() < ranges.remap:  # no draw when off: presets keep their streams
         values = random_curve(rng, ranges.remap_knots)
     elif rng.random() < ranges.invert:
         values = 1.0 - values
