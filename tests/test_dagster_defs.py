@@ -170,3 +170,15 @@ def test_a_read_report_carries_the_eager_chain_down_to_the_patients() -> None:
     instance.report_runless_asset_event(dg.AssetMaterialization("ivd_crops"))
     wanted, _ = requested(cursor)
     assert wanted == set()  # the classifier is trained on a click or by training_job only
+
+
+def test_examples_of_the_code_location_helpers_hold() -> None:
+    """The docstring examples of the sensor's range cutting and the training job's tags (with a bad JSON value)."""
+    import doctest
+
+    import spine_assets.defs.phenikaa
+    import spine_assets.defs.training_runs
+
+    for module in (spine_assets.defs.phenikaa, spine_assets.defs.training_runs):
+        outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert outcome.attempted > 0 and outcome.failed == 0, module.__name__

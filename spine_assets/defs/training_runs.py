@@ -29,9 +29,16 @@ def gpu_run_tags(raw: str | None) -> dict[str, str]:
         {'spine-vision/accelerator': 'gpu'}
         >>> gpu_run_tags('{"dagster-k8s/config": {"pod_spec_config": {"node_selector": {"gpu": "true"}}}}')
         {'spine-vision/accelerator': 'gpu', 'dagster-k8s/config': '{"pod_spec_config": {"node_selector": {"gpu": "true"}}}'}
+        >>> gpu_run_tags('{gpu: yes}')
+        Traceback (most recent call last):
+        ...
+        ValueError: SPINE_GPU_RUN_TAGS is not valid JSON (Expecting property name enclosed in double quotes at character 1)
     """
     tags = {ACCELERATOR_TAG: "gpu"}
-    extra = json.loads(raw) if raw else {}
+    try:
+        extra = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{GPU_RUN_TAGS_ENV} is not valid JSON ({error.msg} at character {error.pos})") from None
     if not isinstance(extra, dict):
         raise ValueError(f"{GPU_RUN_TAGS_ENV} must be a JSON object of run tags, got {type(extra).__name__}")
     tags.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()})

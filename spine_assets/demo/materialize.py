@@ -79,7 +79,8 @@ def needs_training(instance: dg.DagsterInstance, model: str, dataset: str) -> bo
 
 
 def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
-    """Read every not-yet-read report (one run per partition), then run every other asset and check."""
+    """Read every not-yet-read report (one run per range of their partitions), then run every other asset and
+    check."""
     if instance.event_log_storage.supports_global_concurrency_limits:
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, GPU_POOL_LIMIT)
     definitions = defs()
@@ -110,14 +111,14 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
     for kind, stage in STAGES:
         if not success:
             break
-        keys = {k for k in stage if not (kind == "models" and not needs_training(instance, k, MODELS[k]))}
-        stale |= keys if kind == "models" else set()
-        for key in sorted(set(stage) - keys):
+        selected = {k for k in stage if not (kind == "models" and not needs_training(instance, k, MODELS[k]))}
+        stale |= selected if kind == "models" else set()
+        for key in sorted(set(stage) - selected):
             progress.skip(key, f"up to date: trained on this version of {MODELS[key]}")
-        if not keys:
+        if not selected:
             continue
-        run = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(keys),
-                               asset_selection=[dg.AssetKey(k) for k in sorted(keys)])
+        run = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(selected),
+                               asset_selection=[dg.AssetKey(k) for k in sorted(selected)])
         success &= run.success
         run_ids.append(run.run_id)
         results.append(run)
