@@ -6,11 +6,17 @@ A reader never sees a half-written file, and a failed write leaves the previous 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+#: the names :func:`atomic_path` (``.<stem>.<32 hex>.tmp<suffix>``) and :func:`atomic_folder_write`
+#: (``.<name>.<8 characters>.tmp``) give their temporaries
+TEMPORARY_NAME = re.compile(r"^\..+\.(?:[0-9a-f]{32}\.tmp(?:\.[^/]*)?|[a-z0-9_]{8}\.tmp)$")
 
 
 @contextlib.contextmanager
@@ -65,3 +71,30 @@ def atomic_write_bytes(target: Path, data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return target
+
+
+def is_temporary(path: Path) -> bool:
+    """True for a file or folder that an atomic write of this module left behind (a run killed mid-write)."""
+    return bool(TEMPORARY_NAME.match(Path(path).name))
+
+
+def sweep_temporaries(folder: Path) -> list[Path]:
+    """Remove every temporary an interrupted atomic write left anywhere under ``folder``; return what went.
+
+    A job calls it on its output folder before it writes, so that a run killed by ``kill -9`` leaves nothing a
+    rerun (or a tool listing the folder, such as nnU-Net's) would count.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    swept: list[Path] = []
+    for current, dirs, files in os.walk(folder):
+        for name in [d for d in dirs if TEMPORARY_NAME.match(d)]:
+            shutil.rmtree(Path(current) / name, ignore_errors=True)
+            swept.append(Path(current) / name)
+            dirs.remove(name)
+        for name in files:
+            if TEMPORARY_NAME.match(name):
+                (Path(current) / name).unlink(missing_ok=True)
+                swept.append(Path(current) / name)
+    return sorted(swept)
