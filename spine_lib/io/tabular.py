@@ -6,6 +6,7 @@ with its source file, row number and the reason.
 
 from __future__ import annotations
 
+import codecs
 import io
 import math
 import re
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+from loguru import logger
 
+from spine_lib.core.phi import safe_path
 from spine_lib.errors import InputPathError, TabularDataError, UnsupportedFormatError
 from spine_lib.io.atomic import atomic_write_bytes
 from spine_lib.labels.gradings import (
@@ -35,6 +38,14 @@ SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"
 REASON = "reason"
 MULTI_VALUE_SEPARATORS = re.compile(r"\s*[&,;+/]\s*|\s+")
+#: How an integer cell is written as text: ``3``, ``+3``, ``3.0`` (not ``1e0``, ``0_1`` nor other scripts' digits).
+PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
+#: encodings a CSV file that is not UTF-8 is read with, in order (exports of older Windows tools)
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+#: bytes looked at to tell a text table from a binary file, and the share of control bytes that makes it binary
+BINARY_SAMPLE = 8192
+BINARY_CONTROL_SHARE = 0.05
+_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D} | {0x7F}
 
 
 @dataclass
@@ -65,6 +76,70 @@ class TabularData:
         return {str(k): int(v) for k, v in kinds.value_counts().sort_index().items()}
 
 
+@dataclass(frozen=True)
+class CsvText:
+    """The decoded text of a CSV file and the encoding it was read with (``utf-8``, with or without a BOM)."""
+
+    text: str
+    encoding: str
+
+    @property
+    def is_utf8(self) -> bool:
+        return self.encoding == "utf-8"
+
+
+def read_csv_text(path: Path) -> CsvText:
+    r"""The text of a CSV file: UTF-8 (a byte-order mark ignored; a UTF-16 one honoured), else Windows-1252 or
+    Latin-1 with a warning in the log.
+
+    Raises:
+        InputPathError: the file does not exist, is a folder or cannot be read.
+        TabularDataError: the file is binary (not a CSV text table).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "coordinates.csv"
+        >>> _ = path.write_bytes("level,note\nL4/L5,d\u00e9g\u00e9n\u00e9r\u00e9\n".encode("latin-1"))
+        >>> table = read_csv_text(path)
+        >>> table.encoding, table.text.splitlines()[1]
+        ('cp1252', 'L4/L5,dégénéré')
+        >>> _ = path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+        >>> read_csv_text(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        spine_lib.errors.TabularDataError: .../coordinates.csv: not a CSV text table (binary content)
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputPathError(path, "file does not exist")
+    if not path.is_file():
+        raise InputPathError(path, "is a folder, expected a CSV file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputPathError(path, f"cannot read file ({error.strerror or type(error).__name__})") from error
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return CsvText(data.decode("utf-16"), "utf-16")
+        except UnicodeDecodeError as error:
+            raise TabularDataError(path, f"not a CSV text table (invalid UTF-16 at byte {error.start})") from error
+    sample = data[:BINARY_SAMPLE]
+    if b"\x00" in sample or sum(b in _CONTROL_BYTES for b in sample) > BINARY_CONTROL_SHARE * len(sample):
+        raise TabularDataError(path, "not a CSV text table (binary content)")
+    try:
+        return CsvText(data.decode("utf-8-sig"), "utf-8")
+    except UnicodeDecodeError as error:
+        position = error.start
+    for encoding in FALLBACK_ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        logger.warning("{}: not UTF-8 (byte {}); read as {}", safe_path(path), position, encoding)
+        return CsvText(text, encoding)
+    raise TabularDataError(path, f"not UTF-8 (byte {position}) nor any of {', '.join(FALLBACK_ENCODINGS)}")
+
+
 def table_files(table_path: Path) -> list[Path]:
     """The table files of a folder (sorted; Office lock files skipped), or the single file given."""
     table_path = Path(table_path)
@@ -86,9 +161,10 @@ def table_files(table_path: Path) -> list[Path]:
 
 def read_table(path: Path) -> pd.DataFrame:
     """One table file as strings (first sheet of a workbook), columns normalised, empty rows removed."""
+    text = read_csv_text(path).text if path.suffix.lower() == ".csv" else None
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if text is not None:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         else:
             engine = "xlrd" if path.suffix.lower() == ".xls" else "openpyxl"
             frame = pd.read_excel(path, dtype=object, engine=engine, sheet_name=0)
@@ -129,8 +205,8 @@ def normalize_id(value: Any) -> str | None:
 
 
 def parse_int(value: Any) -> int:
-    """An integer cell (``3``, ``3.0``, ``'3'``); raises ValueError otherwise."""
-    if isinstance(value, bool):
+    """An integer cell (``3``, ``3.0``, ``'3'``, :data:`PLAIN_INTEGER`); raises ValueError otherwise."""
+    if isinstance(value, bool) or (isinstance(value, str) and not PLAIN_INTEGER.fullmatch(value.strip())):
         raise ValueError(value)
     if isinstance(value, int):
         return value

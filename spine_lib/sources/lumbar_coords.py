@@ -20,6 +20,11 @@ from spine_lib.sources.rsna import SAG_T1, SAG_T2
 IMPROVED_FILE = "coords_rsna_improved.csv"
 PRETRAIN_FILE = "coords_pretrain.csv"
 DATA_FOLDER = "data"
+#: columns each table must have (besides one pair of :data:`POINT_COLUMNS`); ``side`` is optional
+IMPROVED_COLUMNS: tuple[str, ...] = ("study_id", "series_id", "instance_number", "condition", "level")
+PRETRAIN_COLUMNS: tuple[str, ...] = ("source", "filename", "level")
+#: the point as pixels or as fractions of the image: a table has at least one of these pairs
+POINT_COLUMNS: tuple[tuple[str, str], ...] = (("x", "y"), ("relative_x", "relative_y"))
 #: The side whose canal point is a copy of the other's (left out; side R is kept).
 CANAL_COPY_SIDE = "L"
 #: pretraining sources -> (picture folder under data/, series type)

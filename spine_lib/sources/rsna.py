@@ -17,11 +17,12 @@ names): see :mod:`spine_lib.levels`. ``x``, ``y`` are pixels of that instance (c
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Sequence
 from pathlib import Path
 
 from spine_lib.core.checks import CheckOutcome
 from spine_lib.errors import InputPathError, TabularDataError
-from spine_lib.io.records import read_records_csv
 from spine_lib.levels import rsna_level_suffix
 
 TRAIN_IMAGES = "train_images"
@@ -78,23 +79,32 @@ def condition_kind(condition: str) -> tuple[str, str, str] | None:
 def load_series_mapping(path: Path) -> SeriesMapping:
     """``train_series_descriptions.csv`` as ``{(study_id, series_id): series_description}``.
 
-    Rows whose ids are not integers are ignored (a real file has none); a missing file or column is an error.
+    Rows whose ids are not integers are ignored (a real file has none); a missing file or column, a binary file
+    and a file without rows are errors. A file that is not UTF-8 is read as Windows-1252/Latin-1 (logged).
     """
+    from spine_lib.io.tabular import read_csv_text
+
     path = Path(path)
     if not path.is_file():
         raise InputPathError(path, "series descriptions file does not exist")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(read_csv_text(path).text, newline=""))
+    try:
         missing = [c for c in SERIES_DESCRIPTION_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise TabularDataError(path, f"missing column(s) {', '.join(missing)}")
         mapping: SeriesMapping = {}
+        rows = 0
         for row in reader:
+            rows += 1
             try:
                 key = (int(row["study_id"]), int(row["series_id"]))
             except (TypeError, ValueError):
                 continue
             mapping[key] = (row["series_description"] or "").strip()
+    except csv.Error as error:
+        raise TabularDataError(path, f"line {reader.line_num}: not a CSV text table ({error})") from error
+    if not rows:
+        raise TabularDataError(path, "no rows (header only)")
     return mapping
 
 
@@ -123,6 +133,28 @@ def condition_column(condition: str, level: str) -> str:
     return f"{condition.lower().replace(' ', '_')}_{rsna_level_suffix(level)}"
 
 
+def read_rsna_table(path: Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The rows of one of RSNA's CSV files as strings (none when it is absent; a short row's missing cells ``''``).
+
+    A file that is not UTF-8 is read as Windows-1252/Latin-1 (logged).
+
+    Raises:
+        TabularDataError: the file is not a CSV text table, or lacks a ``required`` column.
+    """
+    from spine_lib.io.tabular import read_csv_text
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    reader = csv.DictReader(io.StringIO(read_csv_text(path).text, newline=""), restval="")
+    try:
+        if missing := [c for c in required if c not in (reader.fieldnames or [])]:
+            raise TabularDataError(path, f"missing column(s) {', '.join(missing)}")
+        return [{k: v for k, v in row.items() if isinstance(k, str)} for row in reader]
+    except csv.Error as error:
+        raise TabularDataError(path, f"line {reader.line_num}: not a CSV text table ({error})") from error
+
+
 def describe_rsna(root: Path) -> dict[str, int]:
     """Counts of an RSNA source: studies, series, DICOM files, label and coordinate rows."""
     images = Path(root) / TRAIN_IMAGES
@@ -131,20 +163,27 @@ def describe_rsna(root: Path) -> dict[str, int]:
         "studies": len(studies),
         "series": sum(1 for s in studies for p in s.iterdir() if p.is_dir()),
         "dicom_files": sum(1 for _ in images.rglob(f"*{DICOM_EXTENSION}")) if images.is_dir() else 0,
-        "label_rows": len(read_records_csv(Path(root) / LABELS_FILE)),
-        "coordinate_rows": len(read_records_csv(Path(root) / COORDINATES_FILE)),
-        "series_descriptions": len(read_records_csv(Path(root) / DESCRIPTIONS_FILE)),
+        "label_rows": len(read_rsna_table(Path(root) / LABELS_FILE)),
+        "coordinate_rows": len(read_rsna_table(Path(root) / COORDINATES_FILE)),
+        "series_descriptions": len(read_rsna_table(Path(root) / DESCRIPTIONS_FILE)),
     }
 
 
 def check_rsna_coordinates(root: Path) -> CheckOutcome:
-    """Each coordinate row points to an existing DICOM file, on a series of the kind its condition needs."""
+    """Each coordinate row points to an existing DICOM file, on a series of the kind its condition needs.
+
+    A table that cannot be read (not CSV text, a required column missing) is the check's one problem.
+    """
     root = Path(root)
-    descriptions = {
-        (r["study_id"], r["series_id"]): r["series_description"] for r in read_records_csv(root / DESCRIPTIONS_FILE)
-    }
     outcome = CheckOutcome()
-    for line, row in enumerate(read_records_csv(root / COORDINATES_FILE), start=2):
+    try:
+        descriptions = {(r["study_id"], r["series_id"]): r["series_description"]
+                        for r in read_rsna_table(root / DESCRIPTIONS_FILE, SERIES_DESCRIPTION_COLUMNS)}
+        rows = read_rsna_table(root / COORDINATES_FILE, ("study_id", "series_id", "instance_number", "condition"))
+    except TabularDataError as error:
+        outcome.problems.append(f"{Path(str(error.subject)).name}: {error.cause}")
+        return outcome
+    for line, row in enumerate(rows, start=2):
         outcome.checked += 1
         where = f"{COORDINATES_FILE}:{line}"
         dicom = dicom_path(root, row["study_id"], row["series_id"], row["instance_number"])

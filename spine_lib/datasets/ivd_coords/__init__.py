@@ -26,9 +26,15 @@ The package is cut by stage: :mod:`.read` (coordinate tables), :mod:`.resolve` (
 :mod:`.images` (PNG writing), :mod:`.build` (the job), :mod:`.audit` (checks); the dataset's files, columns and
 data version are spelt in :mod:`spine_lib.formats.ivd_coords`, shared with the training reader.
 
-A bad row (missing DICOM, invalid instance number, point outside the image, unknown series type, ...) is
-skipped, counted by reason in the report and written to ``rejects.csv``; the build carries on. Images are
-written atomically and reused when newer than their source, so a rerun gives the same dataset.
+A bad row (missing DICOM, invalid instance number, point outside the image, unknown series type, cells that do
+not match the header, ...) is skipped, counted by reason in the report and written to ``rejects.csv``; the build
+carries on, and every row read is an annotation, a reject or a row left out on purpose (counted by reason).
+A broken input fails before anything of a previous dataset is replaced, with an error naming the file and the
+cause: a table that is not CSV text, lacks a required column or has no rows, a file where the dataset's folder
+belongs, a build whose rows all fail. A table that is not UTF-8 is read as Windows-1252/Latin-1 (a warning, and
+``encodings`` in the report). New images are staged in a temporary folder and moved in at the end; images are
+reused when newer than their source, so a rerun gives the same dataset, and it sweeps the temporaries a killed
+run left.
 """
 
 from spine_lib.datasets.ivd_coords.audit import DatasetAudit, audit_dataset

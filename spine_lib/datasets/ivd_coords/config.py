@@ -84,6 +84,7 @@ class IVDDatasetReport:
     images_reused: int = 0
     images_removed: int = 0
     rows_read: dict[str, int] = field(default_factory=dict)  # per input file
+    encodings: dict[str, str] = field(default_factory=dict)  # input files that were not UTF-8 -> encoding read
     by_series_type: dict[str, int] = field(default_factory=dict)
     by_level: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
@@ -112,6 +113,7 @@ class IVDDatasetReport:
             "images_removed": self.images_removed, "rejected": self.rejected,
         }
         data.update({f"rows_{k}": v for k, v in sorted(self.rows_read.items())})
+        data.update({f"encoding_{k}": v for k, v in sorted(self.encodings.items())})
         data.update({f"series_{k}": v for k, v in sorted(self.by_series_type.items())})
         data.update({f"level_{k}": v for k, v in sorted(self.by_level.items(), key=lambda kv: LEVEL_TO_IDX.get(kv[0], 9))})
         data.update({f"source_{k}": v for k, v in sorted(self.by_source.items())})

@@ -17,11 +17,16 @@ PARALLEL_MIN_IMAGES = 256  # below this, starting worker processes costs more th
 
 @dataclass
 class ImageTask:
-    """One output image and where it comes from."""
+    """One output image and where it comes from.
+
+    A new image is written to ``staging`` (when given) and moved to ``output`` only once the whole build has
+    succeeded; an up-to-date ``output`` is reused as it is.
+    """
 
     output: Path
     source: Path
     kind: str  # dicom | picture
+    staging: Path | None = None
 
 
 def read_dicom_pixels(path: Path) -> npt.NDArray[np.float32]:
@@ -68,25 +73,39 @@ def write_png(array: npt.NDArray[np.uint8], target: Path) -> None:
             raise OSError(f"cannot write {target}")
 
 
+def existing_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image written by an earlier build, None when it cannot be read (it is rewritten)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as existing:
+            existing.verify()
+            width, height = existing.size
+    except Exception:  # a truncated or foreign file under the image's name
+        return None
+    return int(width), int(height)
+
+
 def convert_image(task: ImageTask) -> tuple[int, int, bool] | str:
-    """Write one image (unless an up-to-date one exists); return (width, height, written) or an error text."""
+    """Write one image (unless an up-to-date one exists); return (width, height, written) or an error text
+    (patient-like names in it redacted)."""
     try:
         if task.output.is_file() and task.output.stat().st_mtime_ns >= task.source.stat().st_mtime_ns:
-            from PIL import Image
-
-            with Image.open(task.output) as existing:
-                width, height = existing.size
-            return width, height, False
+            size = existing_size(task.output)
+            if size is not None:
+                return size[0], size[1], False
         if task.kind == "dicom":
             from spine_lib.io.transforms import normalize_to_uint8
 
             array = normalize_to_uint8(read_dicom_pixels(task.source), percentiles=NORMALIZE_PERCENTILES)
         else:
             array = read_picture(task.source)
-        write_png(array, task.output)
+        write_png(array, task.staging or task.output)
         return int(array.shape[1]), int(array.shape[0]), True
     except Exception as error:  # any unreadable file becomes a reject, never a crash
-        return f"{type(error).__name__}: {str(error)[:200]}"
+        from spine_lib.core.phi import redact
+
+        return redact(f"{type(error).__name__}: {str(error)[:200]}")
 
 
 def convert_images(tasks: list[ImageTask], workers: int, verbose: bool) -> list[tuple[int, int, bool] | str]:

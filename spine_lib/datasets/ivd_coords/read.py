@@ -1,13 +1,30 @@
-"""Reading the coordinate tables (RSNA's, Lumbar Coords') into :class:`PointRow`, values still as text."""
+"""Reading the coordinate tables (RSNA's, Lumbar Coords') into :class:`PointRow`, values still as text.
+
+A table is checked as a whole before any of its rows is used: a file that is not a CSV text table, a header
+without a required column (or with one twice) and a table without rows are errors naming the file, so that a
+broken input never replaces a dataset. A row whose cells do not match the header is kept with its problem (the
+build rejects it); every other value is parsed later, so a bad value is a reject of its row.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from spine_lib.errors import InputPathError
+from spine_lib.errors import TabularDataError
+from spine_lib.sources import lumbar_coords, rsna
+
+#: the columns each kind of coordinate table must have
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "rsna": rsna.COORDINATE_COLUMNS,
+    "rsna_improved": lumbar_coords.IMPROVED_COLUMNS,
+    "pretrain": lumbar_coords.PRETRAIN_COLUMNS,
+}
 
 
 @dataclass
@@ -28,25 +45,79 @@ class PointRow:
     condition: str = ""
     side: str = ""
     filename: str = ""  # pretraining image
+    problem: str = ""  # why the row cannot be read as its header says (cells missing or in excess)
 
 
-def read_rows(path: Path, source: str) -> list[PointRow]:
-    """Rows of a coordinate CSV as :class:`PointRow` (columns by name; an unnamed index column is ignored).
+#: the fields of a row that come from a table's columns
+VALUE_FIELDS = frozenset(PointRow.__dataclass_fields__) - {"source", "file", "line", "problem"}
+
+
+@dataclass
+class CoordinateTable:
+    """The rows of one coordinate CSV and the encoding it was read with."""
+
+    path: Path
+    rows: list[PointRow] = field(default_factory=list)
+    encoding: str = "utf-8"  # or the fallback encoding of a file that is not UTF-8
+
+
+def header_problem(columns: list[str], source: str) -> str | None:
+    """What makes a header unusable for ``source``'s table (a column missing or twice), or None."""
+    named = [c for c in columns if c]
+    twice = sorted({c for c in named if named.count(c) > 1})
+    if twice:
+        return f"column(s) {', '.join(twice)} appear twice"
+    missing = [c for c in REQUIRED_COLUMNS[source] if c not in named]
+    if source != "rsna" and not any(all(c in named for c in pair) for pair in lumbar_coords.POINT_COLUMNS):
+        pairs = " or ".join("/".join(pair) for pair in lumbar_coords.POINT_COLUMNS)
+        missing.append(pairs)
+    if missing:
+        return f"missing column(s) {', '.join(missing)} (found: {', '.join(named) or 'none'})"
+    return None
+
+
+def read_coordinate_table(path: Path, source: str) -> CoordinateTable:
+    """A coordinate CSV as :class:`PointRow` (columns by name; an unnamed index column is ignored).
 
     ``coords_pretrain.csv`` names each row's own source (spider, lsd, osf, tseg): it becomes ``pretrain_<it>``.
+
+    Raises:
+        InputPathError: the file does not exist or is a folder.
+        TabularDataError: the file is not a CSV text table, lacks a required column or has no rows.
     """
-    wanted = set(PointRow.__dataclass_fields__) - {"source", "file", "line"}
-    rows: list[PointRow] = []
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames or []
-        if "level" not in fields:
-            raise InputPathError(path, "coordinate table has no 'level' column")
-        for line, record in enumerate(reader, start=2):
-            values = {k: (v or "").strip() for k, v in record.items() if k in wanted and isinstance(v, str)}
+    from spine_lib.io.tabular import read_csv_text
+
+    path = Path(path)
+    text = read_csv_text(path)
+    reader = csv.DictReader(io.StringIO(text.text, newline=""))
+    table = CoordinateTable(path=path, encoding=text.encoding)
+    try:
+        columns = [(c or "").strip() for c in reader.fieldnames or []]
+        if not columns:
+            raise TabularDataError(path, "empty file: no header row")
+        if problem := header_problem(columns, source):
+            raise TabularDataError(path, problem)
+        reader.fieldnames = columns
+        for record in reader:
+            line = reader.line_num
+            values = {k: (v or "").strip() for k, v in record.items() if k in VALUE_FIELDS and isinstance(v, str)}
             own = (record.get("source") or "").strip().lower() if source == "pretrain" else ""
-            rows.append(PointRow(source=f"{source}_{own}" if own else source, file=path.name, line=line, **values))
-    return rows
+            table.rows.append(PointRow(source=f"{source}_{own}" if own else source, file=path.name, line=line,
+                                       problem=cell_problem(record, len(columns)), **values))
+    except csv.Error as error:
+        raise TabularDataError(path, f"line {reader.line_num}: not a CSV text table ({error})") from error
+    if not table.rows:
+        raise TabularDataError(path, f"no coordinate rows (only a header: {', '.join(c for c in columns if c)})")
+    return table
+
+
+def cell_problem(record: Mapping[Any, object], width: int) -> str:
+    """``''`` for a row with one cell per column, else what is wrong with it."""
+    extra = record.get(None)
+    if isinstance(extra, list):
+        return f"{width + len(extra)} cells for {width} columns"
+    missing = sum(1 for value in record.values() if value is None)
+    return f"{width - missing} cells for {width} columns" if missing else ""
 
 
 def parse_instance(text: str) -> int | None:

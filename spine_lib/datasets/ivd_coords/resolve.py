@@ -12,9 +12,10 @@ from spine_lib.datasets.ivd_coords.config import IVDDatasetConfig
 from spine_lib.datasets.ivd_coords.read import PointRow, clean_id, parse_instance
 from spine_lib.formats.ivd_coords import pretrain_image_name, rsna_image_name
 from spine_lib.sources import lumbar_coords, rsna
-from spine_lib.sources.rsna import SAG_T1, SAG_T2, condition_kind, get_series_type, load_series_mapping
+from spine_lib.sources.rsna import SAG_T1, SAG_T2, SeriesMapping, condition_kind, get_series_type
 
 # Reasons a coordinate row is rejected (rejects.csv) ...
+MALFORMED_ROW = "malformed_row"
 MISSING_DICOM = "missing_dicom"
 INVALID_INSTANCE = "invalid_instance"
 POINT_OUTSIDE = "point_outside"
@@ -87,11 +88,10 @@ def resolve_invalid_instances(rows: list[PointRow]) -> None:
 
 
 def resolve_rsna_rows(
-    rows: list[PointRow], config: IVDDatasetConfig, rejects: Rejects
+    rows: list[PointRow], config: IVDDatasetConfig, mapping: SeriesMapping, rejects: Rejects
 ) -> list[Resolved]:
-    """RSNA rows (original or improved) -> rows pointing to an existing DICOM instance of a sagittal series."""
-    mapping_path = config.rsna_path / rsna.DESCRIPTIONS_FILE
-    mapping = load_series_mapping(mapping_path) if rows else {}
+    """RSNA rows (original or improved) -> rows pointing to an existing DICOM instance of a sagittal series
+    (``mapping``: the series descriptions, :func:`~spine_lib.sources.rsna.load_series_mapping`)."""
     if not config.skip_invalid_instances:
         resolve_invalid_instances(rows)
     resolved: list[Resolved] = []
