@@ -226,17 +226,31 @@ def test_nnunet_predict_command_finds_the_short_trainer(trained: Trained, tmp_pa
     assert agreement > 0.999
 
 
-def test_visualize_command_segments_a_batch(trained: Trained, tmp_path: Path) -> None:
+def test_visualize_command_segments_a_batch(trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every entry of the batch folder ends as a view or a failure with its reason; a patient-named input's
+    view, log lines and failure carry its pseudonym only."""
     from spine_lib.cli import main
+    from spine_lib.core.phi import pseudonym, spellings
 
     inputs = tmp_path / "series"
     inputs.mkdir()
     for name in ("1_t2.mha", "2_t2.mha"):
         (inputs / name).symlink_to(trained.layout.spider / "images" / name)
+    (inputs / "NGUYEN_VAN_SON_20250718.mha").symlink_to(trained.layout.spider / "images" / "1_t2.mha")
     (inputs / "broken.mha").write_bytes(b"not an image")
+    (inputs / "TRAN_THI_HOA_1970_20250101 (2).mha").write_bytes(b"not an image either")
+    (inputs / "Thumbs.db").write_bytes(b"\x00" * 16)
     main(["visualize", "--input-path", str(inputs), "--output-path", str(tmp_path / "views"), "--model-path",
           str(trained.layout.weights / "segmentation"), "--configuration", CONFIGURATION, "--fold", "0",
-          "--batch", "--device", "cpu"])
+          "--batch", "--device", "cpu", "-v"])
     written = sorted(p.name for p in (tmp_path / "views").iterdir())
-    assert written == ["1_t2.html", "2_t2.html"]
+    named = pseudonym("NGUYEN_VAN_SON_20250718.mha").removesuffix(".mha")
+    assert written == sorted(["1_t2.html", "2_t2.html", f"{named}.html"])
     assert '"name":"labels"' in (tmp_path / "views" / "1_t2.html").read_text(encoding="utf-8")
+    out = capsys.readouterr()
+    failed = [line for line in out.out.splitlines() if line.startswith("Failed:")]
+    assert len(failed) == 3  # broken.mha, the patient-named broken file, Thumbs.db: six inputs, three views
+    assert any("broken" in line for line in failed) and any("Thumbs.db" in line for line in failed)
+    shown = out.out + out.err + "".join((tmp_path / "views" / name).read_text(encoding="utf-8") for name in written)
+    for name in ("Nguyen Van Son", "Tran Thi Hoa"):
+        assert not any(form in shown for form in spellings(name)), name

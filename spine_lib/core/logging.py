@@ -1,7 +1,9 @@
 """Logging setup on loguru, shared by every CLI command (``-v/--verbose``, ``--enable-file-log``).
 
 Library code logs through ``loguru.logger`` and never writes patient names or birthdays into a log line:
-patient IDs only.
+patient IDs only. As a second guard, every record's message passes :func:`spine_lib.core.phi.redact` before
+any sink sees it (:func:`redact_log_records`, installed when ``spine_lib`` is imported): a path of a
+patient-named file that reaches a message through a library's error text is shown by its pseudonym.
 """
 
 from __future__ import annotations
@@ -9,11 +11,26 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
+if TYPE_CHECKING:
+    from loguru import Record
+
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> <level>{message}</level>"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{function}:{line} | {message}"
+
+
+def _redact_record(record: Record) -> None:
+    from spine_lib.core.phi import redact
+
+    record["message"] = redact(record["message"])
+
+
+def redact_log_records() -> None:
+    """Pass every log record's message through :func:`~spine_lib.core.phi.redact` (whatever the sinks are)."""
+    logger.configure(patcher=_redact_record)
 
 
 def setup_logger(

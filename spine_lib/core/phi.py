@@ -28,8 +28,14 @@ __all__ = ["PSEUDONYM_PREFIX", "date_spellings", "is_identifier", "pseudonym", "
 PSEUDONYM_PREFIX = "phi"
 #: a stem that is an identifier (a patient ID, a study number), not a name
 _IDENTIFIER = re.compile(r"\d+")
-#: every upper-case letter (Latin with Vietnamese diacritics, Greek, Cyrillic...): ``re`` has no ``\\p{Lu}``
-_UPPER = "".join(re.escape(chr(code)) for code in range(0x10000) if chr(code).isupper() and chr(code).isalpha())
+#: the upper-case letters of the scripts names are written in here (Latin with Vietnamese diacritics, Greek,
+#: Cyrillic): ``re`` has no ``\\p{Lu}``
+_UPPER = "".join(
+    re.escape(chr(code))
+    for start, end in ((0x41, 0x250), (0x370, 0x530), (0x1E00, 0x1F00))
+    for code in range(start, end)
+    if chr(code).isupper() and chr(code).isalpha()
+)
 _CAPS = rf"[{_UPPER}]+(?![^\W\d_])"  # a word in capitals
 _CAPITALISED = rf"[{_UPPER}][^\W\d_]*"  # a word with a capital first letter
 _PARTS = r"(?:_\d{4,8})"  # the birth year and exam date that folder names append

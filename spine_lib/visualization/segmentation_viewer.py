@@ -41,7 +41,8 @@ class VisualizeConfig(BaseConfig):
 
 @dataclass
 class VisualizeReport:
-    """What was viewed: one output per input, and the inputs that could not be read or segmented."""
+    """What was viewed: one output per input, and the inputs that could not be read or segmented (by their
+    view names: patient-named inputs by pseudonym)."""
 
     outputs: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -49,28 +50,33 @@ class VisualizeReport:
 
 
 def batch_inputs(folder: Path) -> list[Path]:
-    """The inputs inside a folder: volume files, DICOM files directly in it, and sub-folders (DICOM series)."""
+    """Every entry of a batch folder: volume files, DICOM files, sub-folders (DICOM series), and whatever else
+    it holds (each of those ends as a failed input with its reason, never skipped without a word)."""
     from spine_lib.io.formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, image_suffix
 
     if not folder.is_dir():
         raise InputPathError(folder, "batch input must be a folder")
-    items = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue
-        if path.is_dir() or image_suffix(path) in VOLUME_SUFFIXES or image_suffix(path) in DICOM_SUFFIXES:
-            items.append(path)
-    if not items:
+    items = sorted(folder.iterdir())
+    if not any(p.is_dir() or image_suffix(p) in VOLUME_SUFFIXES or image_suffix(p) in DICOM_SUFFIXES for p in items):
         raise InputPathError(folder, "no series folder or image file inside")
     return items
+
+
+def view_name(path: Path) -> str:
+    """The name an input's view goes by: its name without the image suffix, a pseudonym when it may be a
+    patient's name (hospital folders are named after the patient)."""
+    from spine_lib.core.phi import safe_path
+    from spine_lib.io.formats import strip_image_suffix
+
+    return strip_image_suffix(Path(safe_path(path)))
 
 
 def visualize_segmentations(config: VisualizeConfig) -> VisualizeReport:
     """Segment each input and write its view; an input that fails is reported and the batch carries on."""
     from loguru import logger
 
+    from spine_lib.core.phi import redact
     from spine_lib.inference.segmentation import NNUNetSegmentation
-    from spine_lib.io.formats import strip_image_suffix
     from spine_lib.io.readers import read_medical_image
     from spine_lib.visualization.plotly_viewer import PlotlyViewer
 
@@ -83,12 +89,13 @@ def visualize_segmentations(config: VisualizeConfig) -> VisualizeReport:
         try:
             image = read_medical_image(path)
             result = model.predict(image)
-            written = viewer.visualize(image, result.prediction, title=strip_image_suffix(path))
+            written = viewer.visualize(image, result.prediction, title=view_name(path))
         except SpineVisionError as error:
             if not config.batch:
                 raise
-            logger.warning("{}: {}", path.name, error.cause)
-            report.failed.append((path.name, error.cause))
+            name, cause = view_name(path), redact(error.cause)
+            logger.warning("{}: {}", name, cause)
+            report.failed.append((name, cause))
             continue
         report.seconds_per_volume.append(result.seconds)
         if written is not None:
