@@ -197,7 +197,7 @@ def test_bad_cases_are_rejected_and_the_rest_converted(synthetic_root: Path, tmp
 
 def test_empty_input_and_empty_result_are_errors(synthetic_root: Path, tmp_path: Path) -> None:
     (tmp_path / "empty" / "images").mkdir(parents=True)
-    with pytest.raises(InputPathError, match=r"no \.mha image"):
+    with pytest.raises(InputPathError, match=r"no SPIDER image named <patient>_<t1\|t2\|t2_SPACE>\.mha \(the folder is empty\)"):
         convert_to_nnunet(ConvertConfig(input_path=tmp_path / "empty", output_path=tmp_path / "Dataset501_Spider"))
     source = copy_spider(synthetic_root, tmp_path / "SPIDER", ["1_t1"])
     (source / "masks/1_t1.mha").unlink()

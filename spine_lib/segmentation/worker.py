@@ -1,7 +1,7 @@
 """Child process of :func:`spine_lib.segmentation.training.train_segmentation`: trains and validates one fold.
 
 ``python -m spine_lib.segmentation.worker JOB.json``; the parent sets nnU-Net's environment (folders, worker
-counts, ``CUDA_VISIBLE_DEVICES``) before this process imports nnU-Net.
+counts, ``CUDA_VISIBLE_DEVICES``) before this process imports nnU-Net. The process ends with its parent.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def build_trainer(job: dict[str, Any]) -> Any:
 
 
 def main(job_path: Path) -> None:
+    from spine_lib.core.processes import die_with_parent
+
+    die_with_parent()  # a hard kill of the training job ends this process too, not hours later
     job = json.loads(job_path.read_text())
     if job.get("seed") is not None:
         import numpy as np

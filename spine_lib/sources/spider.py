@@ -66,6 +66,11 @@ def parse_series_stem(stem: str) -> tuple[str, str] | None:
     return (match["patient"], match["sequence"]) if match else None
 
 
+def series_name_pattern(extension: str = FILE_EXTENSION) -> str:
+    """How a series file is named, for messages: ``'<patient>_<t1|t2|t2_SPACE>.mha'``."""
+    return f"<patient>_<{'|'.join(SEQUENCES)}>{extension}"
+
+
 def parse_series_file_name(name: str) -> tuple[str, str] | None:
     """``'12_t2.mha'`` -> ``('12', 't2')``; None for any other file name."""
     return parse_series_stem(name.removesuffix(FILE_EXTENSION)) if name.endswith(FILE_EXTENSION) else None

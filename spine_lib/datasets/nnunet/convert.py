@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spine_lib.core.markdown import markdown_table
-from spine_lib.datasets.nnunet.cases import CaseResult, CaseSource, find_cases, same_geometry
+from spine_lib.core.phi import redact
+from spine_lib.core.processes import die_with_parent
+from spine_lib.datasets.nnunet.cases import CaseResult, CaseSource, find_cases, same_geometry, volume_problem
 from spine_lib.datasets.nnunet.config import ConvertConfig
-from spine_lib.errors import MedicalImageError
+from spine_lib.errors import ConfigError, MedicalImageError
 from spine_lib.formats.nnunet import (
     CHANNEL_SUFFIX,
     DATASET_JSON,
@@ -25,13 +28,13 @@ from spine_lib.formats.nnunet import (
     image_path,
     label_path,
 )
-from spine_lib.io.atomic import atomic_write_text
+from spine_lib.io.atomic import atomic_write_text, sweep_temporaries
 from spine_lib.io.records import write_records_csv
 
 if TYPE_CHECKING:
     from spine_lib.labels import LabelSchema
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 @dataclass
@@ -97,9 +100,11 @@ def convert_case(source: CaseSource, output: Path, mapping: dict[int, int], file
         if source.mask is None:
             return reject_case(result, "missing mask", start)
         image = read_medical_image(source.image)
+        if (why := volume_problem(image, "image")) is not None:
+            return reject_case(result, why, start)
         mask = read_medical_image(source.mask)
-        if image.GetNumberOfComponentsPerPixel() != 1:
-            return reject_case(result, "image has more than one component per voxel", start)
+        if (why := volume_problem(mask, "mask")) is not None:
+            return reject_case(result, why, start)
         if (why := same_geometry(image, mask)) is not None:
             return reject_case(result, why, start)
         labels, counts = remap_array_with_counts(sitk.GetArrayViewFromImage(mask), mapping, source.mask)
@@ -109,9 +114,11 @@ def convert_case(source: CaseSource, output: Path, mapping: dict[int, int], file
         write_medical_image(image, image_path(output, source.case, file_ending))
         write_medical_image(label_image, label_path(output, source.case, file_ending))
     except SpineVisionError as error:
-        return reject_case(result, str(error.cause), start)
+        return reject_case(result, redact(str(error.cause)), start)
     except OSError as error:
-        return reject_case(result, f"cannot read inputs: {error.strerror or error}", start)
+        return reject_case(result, f"cannot read or write its files ({redact(str(error))})", start)
+    except Exception as error:  # an unforeseen failure of a reader or writer ends this case, not the batch
+        return reject_case(result, f"cannot convert ({type(error).__name__}: {redact(str(error))})", start)
     result.label_voxels = {str(v): c for v, c in sorted(counts.items())}
     result.size = list(image.GetSize())
     result.spacing = [float(s) for s in image.GetSpacing()]
@@ -125,28 +132,66 @@ def reject_case(result: CaseResult, reason: str, start: float) -> CaseResult:
     return result
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
     import SimpleITK as sitk
 
+    die_with_parent(parent_pid)  # a hard kill of the job leaves no worker writing on its own
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # one process per core: no oversubscription
 
 
-def _convert_star(args: tuple[CaseSource, Path, dict[int, int], str]) -> CaseResult:
+Job = tuple[CaseSource, Path, dict[int, int], str]
+
+
+def _convert_star(args: Job) -> CaseResult:
     return convert_case(*args)
 
 
 def run_cases(todo: list[CaseSource], output: Path, mapping: dict[int, int], file_ending: str,
-              workers: int) -> Iterable[CaseResult]:
-    """Convert cases, in ``workers`` processes when there is more than one case to share."""
-    jobs = [(source, output, mapping, file_ending) for source in todo]
+              workers: int) -> Iterator[CaseResult]:
+    """Convert cases, in ``workers`` processes when there is more than one case to share.
+
+    The worker processes end with this process. When one dies (a crash in a reader, the out-of-memory
+    killer), the cases it took down with it are converted again, each in a process of its own, so that only
+    the case that kills its process is rejected.
+    """
+    jobs: list[Job] = [(source, output, mapping, file_ending) for source in todo]
     if workers <= 1 or len(todo) <= 1:
         for job in jobs:
             yield _convert_star(job)
         return
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_init_worker) as pool:
-        yield from pool.map(_convert_star, jobs)
+    lost: list[Job] = []
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_init_worker,
+                               initargs=(os.getpid(),))
+    try:
+        futures = [pool.submit(_convert_star, job) for job in jobs]
+        for job, future in zip(jobs, futures, strict=True):
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                lost.append(job)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for job in lost:
+        yield convert_in_own_process(job)
+
+
+def convert_in_own_process(job: Job) -> CaseResult:
+    """Convert one case in a fresh worker process; a rejected result when that process dies."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        try:
+            return pool.submit(_convert_star, job).result()
+        except BrokenProcessPool:
+            source = job[0]
+            # no fingerprint: the next run tries the case again (the cause may have been the machine's)
+            return CaseResult(source.case, "rejected", "the process converting it died (a crash while reading "
+                              "or writing, or out of memory)", image=source.image.name,
+                              mask=source.mask.name if source.mask is not None else "")
 
 
 def options_key(config: ConvertConfig, schema: LabelSchema) -> str:
@@ -161,9 +206,35 @@ def load_manifest(output: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}  # an unreadable manifest only costs a full reconversion
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def cached_results(manifest: dict[str, Any], key: str) -> dict[str, CaseResult]:
+    """The cases a manifest written with the same options records (converted and rejected), if well formed."""
+    if manifest.get("options") != key:
+        return {}
+    cached: dict[str, CaseResult] = {}
+    for section in ("cases", "rejected"):
+        entries = manifest.get(section)
+        for case, entry in (entries.items() if isinstance(entries, dict) else ()):
+            try:
+                result = CaseResult(**entry)
+            except TypeError:
+                continue
+            if result.status == "ok" and (len(result.size) != 3 or len(result.spacing) != 3):
+                continue  # not a 3-D volume: converted again, hence rejected
+            cached[case] = result
+    return cached
+
+
+def manifest_entry(result: CaseResult) -> dict[str, Any]:
+    """A case as the manifest keeps it: its result without the run's timing, so equal runs write equal bytes."""
+    entry = asdict(result)
+    del entry["seconds"]
+    return entry
 
 
 def dataset_json(config: ConvertConfig, schema: LabelSchema, num_training: int) -> dict[str, Any]:
@@ -181,63 +252,107 @@ def dataset_json(config: ConvertConfig, schema: LabelSchema, num_training: int) 
     }
 
 
+def check_output_path(output: Path) -> None:
+    """Fail fast, naming the path, when the dataset folder cannot be written where the config puts it."""
+    existing = next(p for p in (output, *output.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        if existing == output:
+            raise ConfigError(output, "the nnU-Net dataset folder is a file, not a folder")
+        raise ConfigError(existing, f"is a file, not a folder: the nnU-Net dataset folder {output} cannot be "
+                                    "made in it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(existing, "folder is not writable")
+    for folder in (IMAGES_TR, LABELS_TR):
+        if (output / folder).exists() and not (output / folder).is_dir():
+            raise ConfigError(output / folder, "is a file, not a folder (nnU-Net keeps the cases in it)")
+    for name in (DATASET_JSON, REJECTS_NAME, MANIFEST_NAME):
+        if (output / name).exists() and not (output / name).is_file():
+            raise ConfigError(output / name, "is a folder, not a file")
+
+
+def make_output_folders(output: Path) -> None:
+    for folder in (IMAGES_TR, LABELS_TR):
+        try:
+            (output / folder).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(output / folder, f"cannot create the folder ({error.strerror or error})") from error
+
+
 def convert_to_nnunet(config: ConvertConfig) -> ConversionReport:
     """Convert the SPIDER source into an nnU-Net v2 raw dataset; return counts, rejects and statistics.
 
-    Raises :class:`~spine_lib.errors.InputPathError` when there is no input and
-    :class:`~spine_lib.errors.MedicalImageError` when every case was rejected (``rejects.csv`` is written first).
+    The output path and the input are checked before anything is written: a dataset folder that cannot be
+    written raises :class:`~spine_lib.errors.ConfigError`, an input without a series
+    :class:`~spine_lib.errors.InputPathError`. Temporaries an interrupted run left in the dataset folder are
+    removed. When every case is rejected, :class:`~spine_lib.errors.MedicalImageError` is raised and a
+    previous dataset is left as it was (a first run writes ``rejects.csv`` first).
     """
     from loguru import logger
 
     start = time.perf_counter()
-    schema = config.label_schema()
     output = config.output_path
+    check_output_path(output)
+    schema = config.label_schema()
     sources, rejects = find_cases(config)
+    if swept := sweep_temporaries(output):
+        logger.info("{}: removed {} temporary files of an interrupted run", output.name, len(swept))
     key = options_key(config, schema)
-    manifest = load_manifest(output)
-    previous: dict[str, dict[str, Any]] = manifest.get("cases", {}) if manifest.get("options") == key else {}
+    previous = cached_results(load_manifest(output), key)
     ending = config.output_file_ending
 
     results: dict[str, CaseResult] = {}
     todo: list[CaseSource] = []
     for source in sources:
         old = previous.get(source.case)
-        done = (old is not None and not config.force and old.get("fingerprint") == source.fingerprint()
-                and (old["status"] != "ok" or (image_path(output, source.case, ending).is_file()
-                                               and label_path(output, source.case, ending).is_file())))
+        done = (old is not None and not config.force and old.fingerprint == source.fingerprint()
+                and (old.status != "ok" or (image_path(output, source.case, ending).is_file()
+                                            and label_path(output, source.case, ending).is_file())))
         if done and old is not None:
-            results[source.case] = CaseResult(**old)
+            results[source.case] = old
         else:
             todo.append(source)
     unchanged = len(results)
-    (output / IMAGES_TR).mkdir(parents=True, exist_ok=True)
-    (output / LABELS_TR).mkdir(parents=True, exist_ok=True)
+    make_output_folders(output)
     converted = 0
     for result in run_cases(todo, output, schema.mapping, ending, config.workers):
         results[result.case] = result
         converted += result.status == "ok"
         if result.status != "ok":
             logger.warning("{}: rejected ({})", result.case, result.reason)
-            for path in (image_path(output, result.case, ending), label_path(output, result.case, ending)):
-                path.unlink(missing_ok=True)  # a case that went bad leaves the dataset
-    removed = remove_stale_cases(output, {c for c, r in results.items() if r.status == "ok"}, ending)
+    for reject in rejects:
+        logger.warning("{}: rejected ({})", reject.image or reject.mask, reject.reason)
 
     ok = sorted((r for r in results.values() if r.status == "ok"), key=lambda r: r.case)
-    rejected = sorted((r for r in results.values() if r.status != "ok"), key=lambda r: r.case) + rejects
+    failed = sorted((r for r in results.values() if r.status != "ok"), key=lambda r: r.case)
+    rejected = failed + rejects
+    if not ok:
+        raise no_case_converted(config, rejected)
+    removed = remove_stale_cases(output, {r.case for r in ok}, ending)  # inputs removed, or rejected this time
     write_records_csv([{k: getattr(r, k) for k in REJECT_COLUMNS} for r in rejected],
                       output / REJECTS_NAME, columns=REJECT_COLUMNS)
     atomic_write_text(output / MANIFEST_NAME, json.dumps(
-        {"options": key, "schema": schema.name, "cases": {c: asdict(r) for c, r in sorted(results.items())}},
-        indent=1, sort_keys=True) + "\n")
-    if not ok:
-        (output / DATASET_JSON).unlink(missing_ok=True)
-        raise MedicalImageError(config.input_path, f"no case could be converted ({len(rejected)} rejected, "
-                                                   f"see {output / REJECTS_NAME})")
+        {"options": key, "schema": schema.name, "cases": {r.case: manifest_entry(r) for r in ok},
+         "rejected": {r.case: manifest_entry(r) for r in failed}}, indent=1, sort_keys=True) + "\n")
     atomic_write_text(output / DATASET_JSON, json.dumps(dataset_json(config, schema, len(ok)), indent=4) + "\n")
     report = summarize(output, ok, rejected, schema, converted, removed, time.perf_counter() - start)
     logger.info("nnU-Net dataset {}: {} cases ({} converted, {} unchanged, {} rejected)", output.name, report.cases,
                 converted, unchanged, len(rejected))
     return report
+
+
+def no_case_converted(config: ConvertConfig, rejected: list[CaseResult]) -> MedicalImageError:
+    """The error of a run that converted no case; ``rejects.csv`` is written only where no dataset is yet."""
+    output = config.output_path
+    shown = "; ".join(f"{r.case or r.image or r.mask}: {r.reason}" for r in rejected[:3])
+    more = f"; and {len(rejected) - 3} more" if len(rejected) > 3 else ""
+    if (output / DATASET_JSON).exists():
+        where = f"the previous dataset in {output} is left as it was"
+    else:
+        write_records_csv([{k: getattr(r, k) for k in REJECT_COLUMNS} for r in rejected],
+                          output / REJECTS_NAME, columns=REJECT_COLUMNS)
+        where = f"see {output / REJECTS_NAME}"
+    return MedicalImageError(config.input_path, f"no case could be converted ({len(rejected)} rejected: "
+                                                f"{shown}{more}); {where}")
 
 
 def remove_stale_cases(output: Path, keep: set[str], ending: str) -> int:
@@ -246,7 +361,7 @@ def remove_stale_cases(output: Path, keep: set[str], ending: str) -> int:
     for folder, suffix in ((IMAGES_TR, f"{CHANNEL_SUFFIX}{ending}"), (LABELS_TR, ending)):
         for path in (output / folder).glob(f"*{suffix}"):
             case = path.name[: -len(suffix)]
-            if not path.name.startswith(".") and case not in keep:
+            if not path.name.startswith(".") and case not in keep and path.is_file():
                 path.unlink()
                 removed.add(case)
     return len(removed)
