@@ -30,7 +30,13 @@ from typing import Literal
 
 from rapidfuzz import fuzz, process
 
-from spine_lib.matching.fuzzy import MIN_YEAR, date_line_dates, normalize_text, parse_birthday
+from spine_lib.matching.fuzzy import (
+    LABEL_SEPARATORS,
+    MIN_YEAR,
+    date_line_dates,
+    normalize_text,
+    parse_birthday,
+)
 from spine_lib.sources.phenikaa import (
     CITY_NAMES,
     FIELD_LABELS,
@@ -57,7 +63,7 @@ __all__ = [
 #: What a label on the form introduces: a patient field, another field of the form, or the signature block.
 LabelKind = ReportField | Literal["other", "signature"]
 
-_SEPARATORS = frozenset(":;=\uff1a")  # the last: a full-width colon
+_SEPARATORS = frozenset(LABEL_SEPARATORS)
 _WORD = re.compile(r"[^\W_]+")
 #: Labels this short (letters, words run together) must match exactly.
 SHORT_LABEL = 5
@@ -67,7 +73,7 @@ UNSEPARATED_SCORE = 90.0
 MIN_LENGTH_RATIO = 0.8
 #: How far above a signature title the date line may be (lines).
 SIGNATURE_REACH = 3
-_VALUE_LEAD = " \t:;=.,\uff1a"
+_VALUE_LEAD = " \t.," + LABEL_SEPARATORS
 _VALUE_TAIL = " \t,;"
 _OCR_DIGITS = str.maketrans({"O": "0", "o": "0", "l": "1", "I": "1", "|": "1", "S": "5", "B": "8"})
 _NAME_JOINERS = "'\u2019-"  # apostrophes and the hyphen, inside a word

@@ -18,14 +18,16 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
-from spine_lib.sources.phenikaa import REPORT_ID_STEM, REPORT_NAME_STEM
+from spine_lib.sources.phenikaa import FIELD_LABELS, OTHER_LABELS, REPORT_ID_STEM, REPORT_NAME_STEM
 
 __all__ = [
+    "LABEL_SEPARATORS",
     "ReportKind",
     "ReportName",
     "date_line_dates",
@@ -37,11 +39,12 @@ __all__ = [
 ]
 
 _NON_ALNUM = re.compile(r"[\W_]+")
-#: Label/value separators: ':' and what OCR makes of it.
-_SEPARATOR = re.compile(r"[:;=]")
+#: Label/value separators: ':', what OCR makes of it, and the full-width colon.
+LABEL_SEPARATORS = ":;=\uff1a"
+_SEPARATOR = re.compile(f"[{re.escape(LABEL_SEPARATORS)}]")
 _TOKEN = re.compile(r"\S+")
 #: Characters stripped from the start of a value (a doubled or misread separator).
-_VALUE_LEAD = ":;=.,"
+_VALUE_LEAD = LABEL_SEPARATORS + ".,"
 
 #: OCR's letter-for-digit confusions inside dates.
 _OCR_DIGITS = str.maketrans({"O": "0", "o": "0", "l": "1", "I": "1", "|": "1", "S": "5", "B": "8"})
@@ -72,7 +75,7 @@ def normalize_text(text: str) -> str:
 def _label_parts(line: str, label_length: int) -> list[tuple[str, str]]:
     """``(normalized label part, original value part)`` readings of one line.
 
-    With a separator (``:``, ``;``, ``=``) the label is the text before the first one. Without, the label is
+    With a separator (:data:`LABEL_SEPARATORS`) the label is the text before the first one. Without, the label is
     the line's first words: every prefix of whole words up to the first as long as the label (so a label
     whose words OCR glued together, ``"Ngàysinh"``, still lines up).
     """
@@ -89,30 +92,64 @@ def _label_parts(line: str, label_length: int) -> list[tuple[str, str]]:
     return readings
 
 
+@cache
+def _label_groups() -> tuple[tuple[str, ...], ...]:
+    """The form's label wordings (:mod:`spine_lib.sources.phenikaa`) in :func:`normalize_text` form: one group
+    per patient field, one per other label."""
+    groups = [tuple(normalize_text(wording) for wording in wordings) for wordings in FIELD_LABELS.values()]
+    groups.extend((normalize_text(wording),) for wording in OTHER_LABELS)
+    return tuple(groups)
+
+
+def _rival_labels(label: str) -> list[str]:
+    """The wordings of every label but ``label``'s own field (the group holding its closest wording)."""
+    groups = _label_groups()
+    own = max(range(len(groups)), key=lambda g: max(fuzz.ratio(label, wording) for wording in groups[g]))
+    return [wording for g, group in enumerate(groups) if g != own for wording in group]
+
+
+def _reads_as(label_part: str, labels: Sequence[str], score: float) -> bool:
+    """Whether ``label_part`` scores at least ``score`` against one of ``labels``."""
+    return process.extractOne(label_part, labels, scorer=fuzz.ratio, score_cutoff=score) is not None
+
+
+def _is_labelled(line: str, threshold: float) -> bool:
+    """Whether ``line`` begins with a label of the form (any field's, or another label's)."""
+    wordings = [wording for group in _label_groups() for wording in group]
+    longest = max(len(wording) for wording in wordings)
+    return any(_reads_as(part, wordings, threshold) for part, _ in _label_parts(line, longest))
+
+
 def fuzzy_value_extract(lines: Sequence[str], field_label: str, threshold: float = 80) -> str | None:
     """The value of the line whose label best matches ``field_label``, in its original form; ``None`` if no label
     scores ``>= threshold``.
 
     Labels are compared whole (rapidfuzz ``fuzz.ratio`` on :func:`normalize_text` forms, 0-100), so
     ``"Ho tên ngưòi bệnh : NGUYỄN VĂN SƠN"`` answers ``"Họ tên người bệnh"`` with ``"NGUYỄN VĂN SƠN"``, while
-    ``"Hà Nội, ngày 18 tháng 07 năm 2025"`` does not answer ``"Ngày sinh"``. The first line wins a tie. When the
-    best line has nothing after its label, the value is the next non-empty line (``None`` if there is none).
+    ``"Hà Nội, ngày 18 tháng 07 năm 2025"`` does not answer ``"Ngày sinh"``. A line whose label reads at least as
+    well as a wording of another field of the form (:data:`~spine_lib.sources.phenikaa.FIELD_LABELS`,
+    :data:`~spine_lib.sources.phenikaa.OTHER_LABELS`) is that field's: ``"Họ tên người nhà: ..."`` (a relative)
+    does not answer ``"Họ tên người bệnh"``, nor ``"Ngày in: ..."`` ``"Ngày sinh"``. The first line wins a tie.
+    When the best line has nothing after its label, the value is the next non-empty line, unless that line
+    begins with a label (``None`` then, or if there is no such line).
     """
     label = normalize_text(field_label)
     if not label:
         return None
+    rivals = _rival_labels(label)
     best_score, best_line, best_value = -1.0, -1, ""
     for index, line in enumerate(lines):
         for label_part, value in _label_parts(line, len(label)):
             score = fuzz.ratio(label_part, label)
-            if score > best_score:
+            if score > best_score and not (score >= threshold and _reads_as(label_part, rivals, score)):
                 best_score, best_line, best_value = score, index, value
     if best_score < threshold:
         return None
     value = best_value.strip().lstrip(_VALUE_LEAD).strip()
     if value:
         return value
-    return next((line.strip() for line in lines[best_line + 1 :] if line.strip()), None)
+    following = next((line.strip() for line in lines[best_line + 1 :] if line.strip()), None)
+    return None if following is None or _is_labelled(following, threshold) else following
 
 
 def _valid_date(year: int, month: int, day: int, *, latest: date | None = None) -> date | None:

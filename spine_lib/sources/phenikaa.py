@@ -52,10 +52,10 @@ __all__ = [
 
 #: File types a report may arrive as.
 REPORT_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pdf")
-#: ``250010139.png``: the hospital's patient ID (9 digits today; 6-12 accepted).
-REPORT_ID_STEM = re.compile(r"\d{6,12}")
+#: ``250010139.png``: the hospital's patient ID (9 ASCII digits today; 6-12 accepted).
+REPORT_ID_STEM = re.compile(r"\d{6,12}", re.ASCII)
 #: ``NGUYEN_VAN_SON`` or ``NGUYEN_VAN_SON_20250718``: at least two upper-case ASCII words, optional YYYYMMDD.
-REPORT_NAME_STEM = re.compile(r"(?P<name>[A-Z]+(?:[_ ]+[A-Z]+)+)(?:[_ ]+(?P<date>\d{8}))?")
+REPORT_NAME_STEM = re.compile(r"(?P<name>[A-Z]+(?:[_ ]+[A-Z]+)+)(?:[_ ]+(?P<date>\d{8}))?", re.ASCII)
 #: A patient field of the report form.
 ReportField = Literal["name", "patient_id", "birthday", "sex", "exam_date"]
 #: Every wording a field's label may take on the hospital's forms, the preferred first (when a form carries two
@@ -95,7 +95,7 @@ ID_LABEL = FIELD_LABELS["patient_id"][0]
 SEX_LABEL = FIELD_LABELS["sex"][0]
 #: ``NAME[_YYYY]_YYYYMMDD[ (n)]``: upper-case ASCII words joined by ``_``, birth year, exam date, copy counter.
 FOLDER_PATTERN = re.compile(
-    r"(?P<name>[A-Z]+(?:_[A-Z]+)*)(?:_(?P<year>\d{4}))?_(?P<date>\d{8})(?: \((?P<copy>\d+)\))?"
+    r"(?P<name>[A-Z]+(?:_[A-Z]+)*)(?:_(?P<year>\d{4}))?_(?P<date>\d{8})(?: \((?P<copy>\d+)\))?", re.ASCII
 )
 FOLDER_FORMAT = "NAME[_YYYY]_YYYYMMDD[ (n)]"
 #: How the hospital's sequences describe themselves (``SeriesDescription``): the plane and the weighting, in any
