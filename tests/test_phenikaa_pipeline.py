@@ -13,9 +13,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 
+from spine_lib.core.phi import safe_path
 from spine_lib.datasets.phenikaa import (
     PhenikaaReport,
     PreprocessConfig,
@@ -29,6 +32,7 @@ from spine_lib.datasets.phenikaa import (
     save_report_fields,
 )
 from spine_lib.errors import TabularDataError
+from spine_lib.io import write_dicom_series
 from spine_lib.levels import level_from_phenikaa_ivd_label
 from spine_lib.synthetic.people import SyntheticPatient, ascii_name
 from spine_lib.synthetic.truth import read_truth
@@ -150,8 +154,9 @@ def test_a_report_of_another_layout_is_read_and_matched_by_birth_year(
 
 def test_every_report_ends_matched_or_rejected(phenikaa_run: tuple[PreprocessConfig, PhenikaaReport]) -> None:
     config, report = phenikaa_run
-    inbox = {p.name for p in config.reports_path.iterdir()}
-    matched = {m["report_file"] for m in rows(config.interim_path / "matches.csv") if m["status"] == "matched"}
+    inbox = {safe_path(p.name) for p in config.reports_path.iterdir()}  # rejects name files by their pseudonym
+    matched = {safe_path(m["report_file"])
+               for m in rows(config.interim_path / "matches.csv") if m["status"] == "matched"}
     rejected = {r["item"] for r in rows(config.interim_path / "rejects.csv") if r["stage"] in ("report", "match")}
     assert inbox == matched | rejected
     assert not matched & rejected
@@ -159,14 +164,14 @@ def test_every_report_ends_matched_or_rejected(phenikaa_run: tuple[PreprocessCon
     assert report.not_reports == 3
     reasons = {r["item"]: r["reason"] for r in rows(config.interim_path / "rejects.csv")}
     assert reasons["250099999.png"] == "no text found (blank or unreadable page)"
-    assert reasons["TRAN_VAN_A_20250101.pdf"].startswith("unreadable")
+    assert reasons[safe_path("TRAN_VAN_A_20250101.pdf")].startswith("unreadable")
     assert reasons["blank.png"] == "empty file (0 bytes)"
     assert reasons["notes.txt"].startswith("not a report: a text file")
-    assert reasons["NGUYEN_VAN_SON_20250718.docx"].startswith("not a report: a word-processor document")
+    assert reasons[safe_path("NGUYEN_VAN_SON_20250718.docx")].startswith("not a report: a word-processor document")
     assert reasons["250011111.heic"].startswith("not a report: an image format that is not read")
     assert "not a patient folder" in reasons
     assert reasons["250077777.png"] == "no patient name in the report"
-    assert reasons["LE_VAN_TAM_20250101.pdf"] == "unparsable birthday"
+    assert reasons[safe_path("LE_VAN_TAM_20250101.pdf")] == "unparsable birthday"
 
 
 def test_patients_matched_to_their_true_folder(phenikaa_run: tuple[PreprocessConfig, PhenikaaReport],
@@ -267,8 +272,9 @@ def review_config(tmp_path: Path) -> PreprocessConfig:
     """Four reports read: two ambiguous (two studies of one name, no date), one year-only birthday, one with no
     folder; an empty report; and files that are not reports."""
     data = tmp_path / "raw/Phenikaa"
+    slice_ = sitk.GetImageFromArray(np.zeros((1, 4, 4), dtype=np.int16))
     for folder in FOLDERS:
-        (data / "images" / folder).mkdir(parents=True)
+        write_dicom_series(slice_, data / "images" / folder)  # a study of one slice: the patient is exported
     (data / "tables").mkdir()
     (data / "tables/labels.csv").write_text("Patient ID,IVD label,Modic,Pfirrman grade\n250088801,1,0,2\n")
     (data / "reports").mkdir()
@@ -308,18 +314,20 @@ def test_everything_in_the_inbox_is_accounted_for(review_config: PreprocessConfi
     reasons = {r["item"]: r["reason"] for r in rows(config.interim_path / "rejects.csv") if r["stage"] == "report"}
     assert reasons["250088804.png"] == "empty file (0 bytes)"
     assert reasons["notes.txt"].startswith("not a report: a text file")
-    assert reasons["LE_THI_HOA_report.docx"].startswith("not a report: a word-processor document")
+    assert reasons[safe_path("LE_THI_HOA_report.docx")].startswith("not a report: a word-processor document")
     assert reasons["250088806.webp"].startswith("not a report: an image format that is not read")
     assert reasons["older"].startswith("a folder")
     assert report.not_reports == 4 and report.reports == 5
-    inbox = {p.name for p in config.reports_path.iterdir()}
-    matched = {m["report_file"] for m in rows(config.interim_path / "matches.csv") if m["status"] == "matched"}
+    inbox = {safe_path(p.name) for p in config.reports_path.iterdir()}
+    matched = {safe_path(m["report_file"])
+               for m in rows(config.interim_path / "matches.csv") if m["status"] == "matched"}
     rejected = {r["item"] for r in rows(config.interim_path / "rejects.csv") if r["stage"] in ("report", "match")}
     assert inbox == matched | rejected and not matched & rejected
     # the sensor makes partitions of exactly the files the CLI reads; the rest are the rejects above
     chunk, waiting = inbox_changes(config.reports_path, {}, limit=100)
     assert {name for name, _ in chunk} == {p.name for p in report_files(config.reports_path)} and waiting == 0
-    assert {name for name, _ in inbox_rejects(config.reports_path)} == inbox - {name for name, _ in chunk}
+    assert {safe_path(name) for name, _ in inbox_rejects(config.reports_path)} == inbox - {
+        safe_path(name) for name, _ in chunk}
 
 
 def test_a_year_only_birthday_matches_by_its_year(review_config: PreprocessConfig) -> None:
@@ -372,7 +380,7 @@ def test_overrides_are_applied_first_and_marked_manual(review_config: Preprocess
     stale = {r["item"]: r["reason"] for r in rows(config.interim_path / "rejects.csv") if r["stage"] == "override"}
     assert stale == {
         "overrides.csv:4": "report no longer in the inbox",
-        "overrides.csv:5": "image folder no longer exists: TRAN_VAN_BINH_20990101",
+        "overrides.csv:5": f"image folder no longer exists: {safe_path('TRAN_VAN_BINH_20990101')}",
         "overrides.csv:6": "the report's patient ID is 250088802, not 250088899",
         "overrides.csv:7": "no decision: image_folder is empty (a folder of images/ or 'no folder')",
     }

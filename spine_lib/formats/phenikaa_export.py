@@ -6,7 +6,9 @@
 <export>/images/<patient_id>/...     the patient's DICOM study (series sub-folders kept; no name, no birthday)
 ```
 
-Written by :mod:`spine_lib.datasets.phenikaa`, read by the crops builder. Patient IDs only: no PHI here.
+Written by :mod:`spine_lib.datasets.phenikaa`, read by the crops builder. Patient IDs only: no PHI here. The labels
+file holds the columns of :data:`LABEL_COLUMNS` only, whatever else the hospital's tables hold (a name or birthday
+column is never exported).
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from spine_lib.io.records import read_records_csv
-from spine_lib.labels.gradings import MODIC, MODIC_TYPES, PATIENT_ID, one_hot_column
+from spine_lib.labels.gradings import GRADING_COLUMNS, MODIC, MODIC_TYPES, PATIENT_ID, one_hot_column
 
 LABELS_FILE = "radiological_labels.csv"
 IMAGES_FOLDER = "images"
 LEVEL = "level"
+#: The allow-list of ``radiological_labels.csv``, in order: IDs, levels and grades (a table's present ones).
+LABEL_COLUMNS: tuple[str, ...] = (
+    PATIENT_ID, LEVEL, *(c for c in GRADING_COLUMNS if c != MODIC), *(one_hot_column(MODIC, t) for t in MODIC_TYPES),
+)
 
 
 def patient_folder(export: Path, patient_id: str) -> Path:

@@ -11,12 +11,13 @@ Two steps, so that each report is read once, when it arrives:
    decisions (``overrides.csv`` there) are applied first.
 
 Modules by stage: :mod:`.config`, :mod:`.reports` (reading), :mod:`.match` (matching and the tables),
-:mod:`.review` (the review table and the reviewer's decisions), :mod:`.export` (DICOM export), :mod:`.inbox`
-(the inbox, what in it is not a report, and the names reports go by in Dagster).
+:mod:`.review` (the review table and the reviewer's decisions), :mod:`.export` (DICOM export), :mod:`.rejects`
+(the rejects table, pseudonymized), :mod:`.inbox` (the inbox, what in it is not a report, and the names reports go
+by in Dagster).
 """
 
 from spine_lib.datasets.phenikaa.config import PreprocessConfig
-from spine_lib.datasets.phenikaa.export import export_images
+from spine_lib.datasets.phenikaa.export import ImageExport, export_images
 from spine_lib.datasets.phenikaa.inbox import (
     file_signature,
     inbox_changes,
@@ -34,6 +35,7 @@ from spine_lib.datasets.phenikaa.match import (
     match_patients,
     matching_quality,
 )
+from spine_lib.datasets.phenikaa.rejects import REJECTS_FILE, reject_row
 from spine_lib.datasets.phenikaa.reports import (
     ReportFields,
     ReportOutcome,
@@ -61,8 +63,10 @@ from spine_lib.datasets.phenikaa.review import (
 __all__ = [
     "NO_FOLDER",
     "OVERRIDES_FILE",
+    "REJECTS_FILE",
     "REVIEW_FILE",
     "Decision",
+    "ImageExport",
     "MatchingQuality",
     "PhenikaaReport",
     "PreprocessConfig",
@@ -87,6 +91,7 @@ __all__ = [
     "read_new_reports",
     "read_overrides",
     "read_report",
+    "reject_row",
     "report_files",
     "report_partition_key",
     "report_table_preview",
@@ -99,7 +104,12 @@ __all__ = [
 
 
 def preprocess(config: PreprocessConfig) -> PhenikaaReport:
-    """The whole job (the CLI's ``dataset phenikaa``): read new reports, then match and write everything."""
+    """The whole job (the CLI's ``dataset phenikaa``): read new reports, then match and write everything.
+
+    The folders it reads and writes are checked first, so a wrong path fails before any report is read.
+    """
+    config.check_output_folders()
+    config.check_input_folders()
     process_reports(config)
     return match_patients(config)
 

@@ -11,7 +11,8 @@ from pydantic import Field
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
-from spine_lib.sources.phenikaa import REPORTS
+from spine_lib.errors import InputPathError
+from spine_lib.sources.phenikaa import IMAGES, REPORTS, TABLES
 
 
 class PreprocessConfig(BaseConfig):
@@ -64,3 +65,37 @@ class PreprocessConfig(BaseConfig):
     @property
     def reports_path(self) -> Path:
         return self.data_path / REPORTS
+
+    def check_input_folders(self) -> None:
+        """Fail fast when the export lacks one of its folders (``reports/``, ``images/``, ``tables/``).
+
+        Raises:
+            InputPathError: a folder of ``data_path`` does not exist or is a file.
+        """
+        for name in (REPORTS, IMAGES, TABLES):
+            folder = self.data_path / name
+            if not folder.is_dir():
+                state = "is a file" if folder.exists() else "does not exist"
+                raise InputPathError(folder, f"the Phenikaa export's {name}/ folder {state} (--data-path)")
+
+    def check_output_folders(self) -> None:
+        """Fail fast, before anything is read or written, when an output folder cannot be one.
+
+        Raises:
+            InputPathError: ``output_path`` or ``interim_path`` (or a folder above it) is a file.
+        """
+        for path, option in ((self.output_path, "--output-path"), (self.interim_path, "--interim-path")):
+            check_output_folder(path, option)
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Raise :class:`InputPathError` naming the file when ``path`` or the nearest existing folder above it is not a
+    folder (``option``: the setting that gave the path)."""
+    for existing in (path, *path.parents):
+        if not existing.exists():
+            continue
+        if existing.is_dir():
+            return
+        if existing == path:
+            raise InputPathError(path, f"the output folder ({option}) is a file, not a folder")
+        raise InputPathError(existing, f"a file, not a folder: the output folder ({option}) {path} cannot be made in it")

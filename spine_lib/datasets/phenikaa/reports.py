@@ -11,13 +11,14 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spine_lib.core.markdown import markdown_table
 from spine_lib.datasets.phenikaa.config import PreprocessConfig
 from spine_lib.datasets.phenikaa.inbox import report_files
+from spine_lib.datasets.phenikaa.rejects import redacted
 from spine_lib.errors import SpineVisionError
-from spine_lib.io.atomic import atomic_write_text
+from spine_lib.io.atomic import atomic_write_text, is_temporary, sweep_temporaries
 from spine_lib.io.records import write_records_csv
 
 if TYPE_CHECKING:
@@ -119,7 +120,8 @@ def read_report(path: Path, extractor: DocumentExtractor, threshold: float = 80)
 
     Fields come from :func:`~spine_lib.matching.fields.extract_fields` (any form layout and label wording):
     the patient ID from the file name or the text, the name from the text (else the file name), the birthday
-    or its year alone, the exam date from the file name or the text. Reasons never quote what was read.
+    or its year alone, the exam date from the file name or the text. Reasons never quote what was read, and a
+    library's error message is redacted (:func:`reject`).
     """
     from spine_lib.matching.fuzzy import parse_report_filename
 
@@ -137,6 +139,9 @@ def read_report(path: Path, extractor: DocumentExtractor, threshold: float = 80)
     except SpineVisionError as error:
         fields.ocr_seconds = time.perf_counter() - start
         return reject(fields, f"unreadable: {error.cause}")
+    except OSError as error:  # the file went or cannot be opened while it is read
+        fields.ocr_seconds = time.perf_counter() - start
+        return reject(fields, f"unreadable: {error.strerror or type(error).__name__}")
     fields.ocr_seconds = time.perf_counter() - start
     if fields.report_format == "pdf":
         fields.report_format = "pdf_text" if source == "text_layer" else "pdf_ocr"
@@ -164,7 +169,17 @@ def read_report(path: Path, extractor: DocumentExtractor, threshold: float = 80)
 
 
 def reject(fields: ReportFields, reason: str) -> ReportFields:
-    fields.status, fields.reason = "rejected", reason
+    """``fields`` marked rejected; the reason redacted (no patient-named path in it), as every stored reason is."""
+    fields.status, fields.reason = "rejected", redacted(reason, fields.report_file)
+    return fields
+
+
+def _record(data: dict[str, Any]) -> ReportFields:
+    """A stored record; its reason redacted again (a record written by an older version may quote a path)."""
+    fields = ReportFields(**data)
+    if not isinstance(fields.report_file, str) or not isinstance(fields.reason, str):
+        raise TypeError("a report record's report_file and reason are text")
+    fields.reason = redacted(fields.reason, fields.report_file)
     return fields
 
 
@@ -179,13 +194,22 @@ def save_report_fields(fields: ReportFields, interim: Path) -> Path:
 
 
 def load_report_fields(interim: Path, reports: Path | None = None) -> list[ReportFields]:
-    """Every stored report record (only those whose report file still exists, when ``reports`` is given)."""
+    """Every stored report record (only those whose report file still exists, when ``reports`` is given).
+
+    A record that cannot be read (cut short by a killed run, edited by hand) counts as absent, as in
+    :func:`current_record`: its report is read again; temporaries of an interrupted write are not records.
+    """
     folder = interim / RECORDS_FOLDER
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if reports is None or (reports / data["report_file"]).is_file():
-            records.append(ReportFields(**data))
+        if is_temporary(path):
+            continue
+        try:
+            fields = _record(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            continue
+        if reports is None or (reports / fields.report_file).is_file():
+            records.append(fields)
     return records
 
 
@@ -219,8 +243,7 @@ def current_record(interim: Path, path: Path) -> ReportFields | None:
     record = report_record_path(interim, path.name)
     try:
         stat = path.stat()
-        data = json.loads(record.read_text(encoding="utf-8"))
-        fields = ReportFields(**data)
+        fields = _record(json.loads(record.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
     return fields if (fields.source_mtime_ns, fields.source_size) == (stat.st_mtime_ns, stat.st_size) else None
@@ -240,6 +263,7 @@ def read_new_reports(config: PreprocessConfig, paths: list[Path], only_new: bool
 
     ``config.workers`` processes read reports in parallel (OCR is CPU-bound and single-threaded per page).
     """
+    config.check_output_folders()
     outcomes: dict[Path, ReportOutcome] = {}
     todo: list[Path] = []
     for path in paths:
@@ -249,9 +273,14 @@ def read_new_reports(config: PreprocessConfig, paths: list[Path], only_new: bool
         else:
             todo.append(path)
     if config.workers > 1 and len(todo) > 1:
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(config.workers, len(todo))) as pool:
+        from spine_lib.core.processes import die_with_parent
+
+        # a hard kill of the job leaves no worker reading (and writing records) on its own
+        with ProcessPoolExecutor(max_workers=min(config.workers, len(todo)), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for path, fields in zip(todo, pool.map(read_and_save_report, todo, [config] * len(todo), chunksize=4),
                                     strict=True):
                 outcomes[path] = ReportOutcome(fields, read=True)
@@ -267,7 +296,10 @@ def read_new_reports(config: PreprocessConfig, paths: list[Path], only_new: bool
 
 def process_reports(config: PreprocessConfig, only_new: bool = True) -> list[ReportFields]:
     """Read every report of the inbox not yet read (or changed since, :func:`current_record`), storing each record;
-    returns every report's record in file-name order."""
+    returns every report's record in file-name order. Temporaries an interrupted run left among the records go
+    first."""
+    config.check_output_folders()
+    sweep_temporaries(config.interim_path / RECORDS_FOLDER)
     return [outcome.fields for outcome in read_new_reports(config, report_files(config.reports_path), only_new)]
 
 
