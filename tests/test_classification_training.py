@@ -106,7 +106,7 @@ def test_cli_grades_crops_as_json_and_csv(trained: Any, crops: DataLayout, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     with out.open(newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ResNet50MTL.get_csv_header()
+    assert rows[0] == [*ResNet50MTL.get_csv_header(), "error"]  # empty for graded discs
     assert [r[:2] for r in rows[1:]] == [["3", "4"], ["3", "5"]]  # the L4 pair is one disc, L5 another
     header = rows[0]
     for row in rows[1:]:

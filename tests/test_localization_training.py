@@ -122,7 +122,7 @@ def test_freeze_backbone_epochs_keep_the_backbone_fixed(ivd_dataset: Path, tmp_p
 
 def test_resume_refuses_a_checkpoint_of_another_architecture(ivd_dataset: Path, tmp_path: Path) -> None:
     run = LocalizationTrainer(quick_config(ivd_dataset, tmp_path / "w", num_epochs=1, levels=["L1/L2"])).train()
-    with pytest.raises(CheckpointError, match=r"last\.pt: checkpoint is for convnext_localization \(atto\)"):
+    with pytest.raises(CheckpointError, match=r"last\.pt: checkpoint of model variant atto, expected femto$"):
         LocalizationTrainer(quick_config(ivd_dataset, tmp_path / "w2", model_variant="femto",
                                          resume_from=run.output_path / LAST_CHECKPOINT))
 

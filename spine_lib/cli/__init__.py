@@ -48,7 +48,7 @@ def dataset_phenikaa(config: PreprocessConfig) -> None:
 
     report = preprocess(config)
     for key, value in report.as_metadata().items():
-        print(f"{key:<22} {value}")
+        print(f"{key:<24} {value}")
     print(f"Dataset:  {config.output_path}")
     print(f"Interim:  {config.interim_path} (report_fields.csv, matches.csv, rejects.csv)")
     if report.waiting_for_review:
@@ -100,14 +100,18 @@ def train_localization(config: LocalizationConfig) -> None:
 def test_model(config: ModelTestConfig) -> None:
     import json
 
+    from spine_lib.training.inference import check_outcome
+
     if config.task == "localization":
         from spine_lib.training.inference import run_model_test
 
-        print(json.dumps(run_model_test(config), indent=2))
+        result = run_model_test(config)
     else:
         from spine_lib.inference.grading import run_grading_test
 
-        print(json.dumps(run_grading_test(config), indent=2))
+        result = run_grading_test(config)
+    print(json.dumps(result, indent=2))
+    check_outcome(result, strict=config.strict)
 
 
 def train_classification(config: ClassificationConfig) -> None:

@@ -159,7 +159,7 @@ class DiscLocalizer(InferenceModel):
         path = self.resolve_model_path()
         model, payload = model_from_checkpoint(path)
         if not isinstance(model, LocalizationModel):
-            raise CheckpointError(path, f"{payload['model_name']} is not a localization model")
+            raise CheckpointError(path, f"checkpoint of model {payload['model_name']}, expected a localization model")
         self.model_path = path
         self.run_id = payload.get("run_id")
         trained = (payload.get("config") or {}).get("image_size") or (224, 224)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import re
 import stat
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import SimpleITK as sitk
 from loguru import logger
 
-from spine_lib.errors import DicomSeriesError, InputPathError, MedicalImageError
-from spine_lib.io.formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, image_suffix, volume_suffix
+from spine_lib.errors import DicomSeriesError, InputPathError, MedicalImageError, UnsupportedFormatError
+from spine_lib.io.formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, image_suffix
 
 SERIES_UID_TAG = "0020|000e"
+#: what :func:`read_medical_image` reads, in the words its errors use
+EXPECTED_INPUT = (f"expected a volume ({', '.join(sorted(VOLUME_SUFFIXES))}), a DICOM file "
+                  f"({', '.join(DICOM_SUFFIXES)}) or a DICOM folder")
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,40 @@ class DicomSeries:
         return len(self.files)
 
 
-def itk_cause(error: Exception) -> str:
-    """The useful line of an ITK exception (they carry file/line noise around the message)."""
+def itk_cause(error: Exception, path: Path | None = None) -> str:
+    """The useful line of an ITK exception, without ITK's source locations, object addresses and, when given,
+    ``path`` (the error's subject names the file already)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if "ERROR" in line or "Unable" in line or "Could not" in line:
-            return re.sub(r"\s+", " ", line)[:300]
-    return re.sub(r"\s+", " ", lines[-1] if lines else repr(error))[:300]
+    line = next((text for text in lines if "ERROR" in text or "Unable" in text or "Could not" in text),
+                lines[-1] if lines else repr(error))
+    if path is not None:
+        for spelling in (str(path), Path(path).name):
+            line = line.replace(f'"{spelling}"', "the file").replace(spelling, "the file")
+    line = re.sub(r"^(?:sitk::ERROR:|ITK ERROR:|ERROR:)\s*", "", line)
+    line = re.sub(r"\b\w+\(0x[0-9a-fA-F]+\):\s*", "", line)  # ITK's ``MetaImageIO(0x55d...):``
+    line = re.sub(r"\s*the file(?: for reading)?[.:]?$", "", line)  # ``... the file for reading.``
+    line = re.sub(r"\s+", " ", line).strip(" :.")
+    return line[:200]
+
+
+def read_failure(path: Path, kind: str, error: Exception) -> str:
+    """Why ITK could not read ``path`` (a ``kind`` file), in words, then what a reader expects."""
+    cause = itk_cause(error, path)
+    if "Unable to determine ImageIO reader" in str(error):
+        return f"cannot read {kind}: not an image (no image reader recognises its contents); {EXPECTED_INPUT}"
+    return (f"cannot read {kind}: damaged or truncated, its header or pixel data cannot be read (ITK: {cause}); "
+            f"{EXPECTED_INPUT}")
+
+
+@contextlib.contextmanager
+def quiet_itk() -> Iterator[None]:
+    """ITK's global warnings off (GDCM's "No Series were found" and the like go to stderr, not to our errors)."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def nifti_expected_size(header: bytes) -> int | None:
@@ -75,7 +106,11 @@ def check_nifti_complete(path: Path, file_size: int) -> None:
     try:
         if compressed:
             with gzip.open(path, "rb") as stream:
-                header = stream.read(540)
+                try:
+                    header = stream.read(540)
+                except gzip.BadGzipFile:
+                    raise MedicalImageError(path, f"cannot read NIfTI (gzip): not gzip-compressed data, as a "
+                                                  f".nii.gz file must be; {EXPECTED_INPUT}") from None
         else:
             fd = os.open(path, os.O_RDONLY)
             try:
@@ -96,7 +131,10 @@ def check_nifti_complete(path: Path, file_size: int) -> None:
             actual = file_size
             complete = actual >= expected
     except (OSError, EOFError, struct.error) as error:
-        raise MedicalImageError(path, f"cannot read NIfTI header: {error}") from error
+        raise MedicalImageError(path, f"cannot read NIfTI header: damaged or truncated ({error})") from None
+    if not complete and compressed:
+        raise MedicalImageError(path, f"truncated NIfTI file: the compressed data does not hold the {expected} "
+                                      "bytes its header promises")
     if not complete:
         raise MedicalImageError(
             path, f"truncated NIfTI file: header promises {expected} bytes, file holds {actual} (uncompressed)"
@@ -108,7 +146,8 @@ def series_uid_of(path: Path) -> str | None:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
+        with quiet_itk():
+            reader.ReadImageInformation()
     except RuntimeError:
         return None
     return reader.GetMetaData(SERIES_UID_TAG).strip() if reader.HasMetaDataKey(SERIES_UID_TAG) else None
@@ -127,16 +166,17 @@ def list_dicom_series(folder: Path, recursive: bool = True) -> list[DicomSeries]
         num_files = sum(1 for p in directory.iterdir() if p.is_file())
         if num_files == 0:
             continue
-        # Common case first: every file of the folder belongs to one series -> one GDCM scan, not two.
-        first = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory))
-        if first and len(first) == num_files:
-            uid = series_uid_of(Path(first[0]))
-            if uid is not None:
-                series.append(DicomSeries(uid=uid, folder=directory, files=tuple(Path(f) for f in first)))
-                continue
-        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)):
-            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid)
-            series.append(DicomSeries(uid=uid, folder=directory, files=tuple(Path(f) for f in files)))
+        with quiet_itk():
+            # Common case first: every file of the folder belongs to one series -> one GDCM scan, not two.
+            first = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory))
+            if first and len(first) == num_files:
+                uid = series_uid_of(Path(first[0]))
+                if uid is not None:
+                    series.append(DicomSeries(uid=uid, folder=directory, files=tuple(Path(f) for f in first)))
+                    continue
+            for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)):
+                files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid)
+                series.append(DicomSeries(uid=uid, folder=directory, files=tuple(Path(f) for f in files)))
     return series
 
 
@@ -147,12 +187,14 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, recursive: bo
         entries = list(folder.iterdir())
         if entries and all(p.is_file() for p in entries):
             # A flat folder holding exactly one series (the usual export): one GDCM scan, no listing.
-            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder))
+            with quiet_itk():
+                files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder))
             if len(files) == len(entries):
                 return execute_series_reader(folder, files, "the only series")
     found = list_dicom_series(folder, recursive=recursive)
     if not found:
-        raise DicomSeriesError(folder, "no DICOM series found (folder empty or no readable DICOM files)")
+        raise DicomSeriesError(folder, f"no DICOM series found ({_folder_contents(folder, recursive)}); "
+                                       f"{EXPECTED_INPUT}")
     if series_uid is not None:
         matches = [s for s in found if s.uid == series_uid]
         if not matches:
@@ -167,13 +209,24 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, recursive: bo
     return execute_series_reader(chosen.folder, [str(f) for f in chosen.files], chosen.uid)
 
 
+def _folder_contents(folder: Path, recursive: bool) -> str:
+    """What a folder without a DICOM series holds, in words (``the folder is empty``, ``3 files, none DICOM``)."""
+    files = [p for p in (folder.rglob("*") if recursive else folder.iterdir()) if p.is_file()]
+    if not files:
+        return "the folder is empty" if not any(folder.iterdir()) else "its folders hold no files"
+    return f"{len(files)} file{'s' if len(files) != 1 else ''}, none a readable DICOM image"
+
+
 def execute_series_reader(folder: Path, files: Sequence[str], what: str) -> sitk.Image:
+    """Read the DICOM ``files`` of ``folder`` as one volume (``what`` names the series in errors)."""
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(files))
     try:
-        return reader.Execute()
+        with quiet_itk():
+            return reader.Execute()
     except RuntimeError as error:
-        raise MedicalImageError(folder, f"cannot read DICOM series {what}: {itk_cause(error)}") from error
+        raise MedicalImageError(folder, f"cannot read DICOM series {what}: damaged or truncated "
+                                        f"({itk_cause(error, folder)})") from None
 
 
 def read_medical_image(path: Path, series_uid: str | None = None) -> sitk.Image:
@@ -235,14 +288,15 @@ def read_medical_image(path: Path, series_uid: str | None = None) -> sitk.Image:
     if stat.S_ISDIR(info.st_mode):
         return read_dicom_series(path, series_uid=series_uid)
     suffix = image_suffix(path)
-    if suffix not in DICOM_SUFFIXES:
-        volume_suffix(path)  # raises for unknown extensions
+    if suffix not in DICOM_SUFFIXES and suffix not in VOLUME_SUFFIXES:
+        raise UnsupportedFormatError(path, f"unsupported extension {suffix or '(none)'!r}; {EXPECTED_INPUT}")
+    kind = "DICOM file" if suffix in DICOM_SUFFIXES else VOLUME_SUFFIXES[suffix]
     if info.st_size == 0:
-        raise MedicalImageError(path, "file is empty")
+        raise MedicalImageError(path, f"cannot read {kind}: the file is empty; {EXPECTED_INPUT}")
     if suffix in (".nii", ".nii.gz"):
         check_nifti_complete(path, info.st_size)
     try:
-        return sitk.ReadImage(str(path))
+        with quiet_itk():
+            return sitk.ReadImage(str(path))
     except RuntimeError as error:
-        kind = "DICOM file" if suffix in DICOM_SUFFIXES else VOLUME_SUFFIXES[suffix]
-        raise MedicalImageError(path, f"cannot read {kind}: {itk_cause(error)}") from error
+        raise MedicalImageError(path, read_failure(path, kind, error)) from None

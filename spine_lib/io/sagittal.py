@@ -104,7 +104,8 @@ def sagittal_volume(image: sitk.Image, source: str | None = None) -> SagittalVol
         (5.0, 0.0, 15.0)
     """
     if image.GetDimension() != 3:
-        raise MedicalImageError(source, f"expected a 3-D series, got {image.GetDimension()} dimensions")
+        raise MedicalImageError(source, f"not a sagittal series: expected a 3-D series of slices, got a "
+                                        f"{image.GetDimension()}-D image")
     _, angle = slice_normal_obliquity(image)
     if angle > MAX_OBLIQUITY_DEGREES:
         raise MedicalImageError(source, f"not a sagittal series (slice normal {angle:.0f} degrees from left-right)")

@@ -12,6 +12,8 @@ A checkpoint is a dict saved with ``torch.save`` holding only tensors and plain 
 from __future__ import annotations
 
 import random
+import re
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,34 +69,134 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> Path:
     return path
 
 
+#: the first bytes of the two formats ``torch.save`` writes: a zip archive (the default) and a legacy pickle
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
+#: what a weights-only load refuses, as PyTorch names it (``Unsupported global: GLOBAL numpy.dtype ...``)
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def torch_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a file written by ``torch.save`` (empty, text, foreign bytes, cut short), or None
+    when its first bytes and its archive index look right."""
+    with Path(path).open("rb") as stream:
+        head = stream.read(512)
+    if not head:
+        return "the file is empty"
+    if head.startswith(_ZIP_MAGIC):
+        return None if zipfile.is_zipfile(path) else "truncated or damaged archive: its index is missing"
+    if head.startswith(_PICKLE_MAGIC):
+        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 3 or len(head) < 512:  # not merely a character cut at the 512th byte
+            return "unknown binary content, neither a zip archive nor a pickle"
+    return "it holds text" if b"\0" not in head else "unknown binary content, neither a zip archive nor a pickle"
+
+
+def weights_only_refusal(error: BaseException) -> str | None:
+    """What a weights-only ``torch.load`` refused to unpickle (``Python objects (numpy.dtype)``), or None when
+    ``error`` is another failure."""
+    text = str(error)
+    if "Weights only load failed" not in text and "WeightsUnpickler" not in text:
+        return None
+    refused = _UNSUPPORTED_GLOBAL.search(text)
+    return f"Python objects ({refused.group(1)})" if refused else "Python objects"
+
+
+def torch_load_cause(error: BaseException) -> str:
+    """A ``torch.load`` failure in words, without PyTorch's advice to load the file unsafely."""
+    refused = weights_only_refusal(error)
+    if refused is not None:
+        return f"it holds {refused} besides tensors and plain values"
+    text = str(error)
+    if isinstance(error, EOFError | zipfile.BadZipFile) or "failed finding central directory" in text:
+        return "truncated or damaged: the file ends before its data"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"unreadable: {type(error).__name__}{': ' + first[:160] if first else ''}"
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint dict onto the CPU; a missing, corrupt or foreign file raises a clear error."""
+    """Load a checkpoint dict onto the CPU; a missing, corrupt or foreign file raises one clear sentence.
+
+    Raises:
+        InputPathError: ``path`` does not exist or is a folder.
+        CheckpointError: ``<file>: not a PyTorch checkpoint (...)`` for an empty, text, foreign or truncated
+            file; ``<file>: checkpoint refused: ...`` for one holding objects a weights-only load refuses;
+            ``<file>: not a spine-vision checkpoint (...)`` for a PyTorch file without the model's name,
+            architecture and weights.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise InputPathError(path, "is a folder, expected a checkpoint file (.pt)")
     if not path.is_file():
         raise InputPathError(path, "checkpoint file does not exist")
+    problem = torch_file_problem(path)
+    if problem is not None:
+        raise CheckpointError(path, f"not a PyTorch checkpoint ({problem})")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or non-torch files
-        raise CheckpointError(path, f"not a readable checkpoint ({type(error).__name__}: {str(error)[:200]})") from error
+    except Exception as error:  # torch raises many types for damaged or foreign files
+        if weights_only_refusal(error) is not None:
+            raise CheckpointError(path, f"checkpoint refused: {torch_load_cause(error)}; only weights-only "
+                                        "checkpoints are loaded, as they cannot run code") from None
+        raise CheckpointError(path, f"not a PyTorch checkpoint ({torch_load_cause(error)})") from None
     if not isinstance(payload, dict):
-        raise CheckpointError(path, f"expected a checkpoint dict, found {type(payload).__name__}")
+        raise CheckpointError(path, f"not a spine-vision checkpoint (it holds a {type(payload).__name__}, "
+                                    "not a dict of model name, architecture and weights)")
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(path, f"not a spine-vision checkpoint (missing {', '.join(missing)})")
+    if not isinstance(payload["model_kwargs"], dict) or not isinstance(payload["model_state_dict"], dict):
+        raise CheckpointError(path, "not a spine-vision checkpoint (model_kwargs and model_state_dict must be "
+                                    "dicts)")
     return payload
 
 
+def architecture_mismatch(found: tuple[str, dict[str, Any]], expected: tuple[str, dict[str, Any]]) -> str | None:
+    """How a checkpoint's architecture differs from the model's, in one phrase (None when they agree).
+
+    Example:
+        >>> architecture_mismatch(("convnext_localization", {"variant": "atto"}),
+        ...                       ("convnext_localization", {"variant": "femto"}))
+        'checkpoint of model variant atto, expected femto'
+        >>> architecture_mismatch(("resnet50_mtl", {}), ("convnext_localization", {"variant": "atto"}))
+        'checkpoint of model resnet50_mtl, expected convnext_localization'
+        >>> architecture_mismatch(("m", {"num_levels": 5}), ("m", {"num_levels": 3}))
+        'checkpoint of m with num_levels=5, expected num_levels=3'
+    """
+    (found_name, found_kwargs), (name, kwargs) = found, expected
+    if found_name != name:
+        return f"checkpoint of model {found_name}, expected {name}"
+    if found_kwargs.get("variant") != kwargs.get("variant"):
+        return f"checkpoint of model variant {found_kwargs.get('variant')}, expected {kwargs.get('variant')}"
+    ignored = {"pretrained", "weights_file"}
+    differing = sorted(k for k in set(found_kwargs) | set(kwargs)
+                       if k not in ignored and found_kwargs.get(k) != kwargs.get(k))
+    if not differing:
+        return None
+    return (f"checkpoint of {name} with {', '.join(f'{k}={found_kwargs.get(k)}' for k in differing)}, expected "
+            f"{', '.join(f'{k}={kwargs.get(k)}' for k in differing)}")
+
+
 def load_model_state(model: BaseModel, payload: dict[str, Any], path: Path) -> None:
-    """Load the weights into ``model``; a checkpoint of another architecture raises :class:`CheckpointError`."""
-    expected = (model.registry_name, model.architecture_kwargs())
-    found = (payload["model_name"], payload["model_kwargs"])
-    try:
-        model.load_state_dict(payload["model_state_dict"], strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(
-            path, f"checkpoint is for {_describe(*found)}, the model is {_describe(*expected)} "
-                  f"({str(error).splitlines()[0][:200]})"
-        ) from error
+    """Load the weights into ``model``; weights of another architecture raise :class:`CheckpointError` saying
+    which (``checkpoint of model variant atto, expected femto``) and leave ``model`` as it was."""
+    state, own = payload["model_state_dict"], model.state_dict()
+    missing = sorted(own.keys() - state.keys())
+    unexpected = sorted(state.keys() - own.keys())
+    reshaped = sorted(k for k in own.keys() & state.keys()
+                      if tuple(own[k].shape) != tuple(getattr(state[k], "shape", ())))
+    if missing or unexpected or reshaped:
+        mismatch = architecture_mismatch((payload["model_name"], payload["model_kwargs"]),
+                                         (model.registry_name, model.architecture_kwargs()))
+        counts = ", ".join(f"{len(keys)} tensors {what}" for keys, what in (
+            (missing, "missing"), (unexpected, "unexpected"), (reshaped, "of another shape")) if keys)
+        raise CheckpointError(path, mismatch or "its weights do not fit the architecture it names "
+                                                f"({_describe(model.registry_name, model.architecture_kwargs())}: "
+                                                f"{counts})")
+    model.load_state_dict(state, strict=True)
 
 
 def model_from_checkpoint(path: Path, **overrides: Any) -> tuple[BaseModel, dict[str, Any]]:
@@ -106,7 +208,10 @@ def model_from_checkpoint(path: Path, **overrides: Any) -> tuple[BaseModel, dict
     try:
         model = ModelRegistry.create(payload["model_name"], **kwargs)
     except SpineVisionError as error:
-        raise CheckpointError(path, f"cannot rebuild model {payload['model_name']!r}: {error}") from error
+        raise CheckpointError(path, f"cannot rebuild model {payload['model_name']!r}: {error.cause}") from error
+    except (TypeError, ValueError) as error:  # constructor arguments of another version of the model
+        raise CheckpointError(path, f"cannot rebuild model {payload['model_name']!r} from its stored "
+                                    f"architecture ({error})") from None
     load_model_state(model, payload, path)
     return model, payload
 

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spine_lib.core.config import BaseConfig
 from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
+from spine_lib.formats.classification import SOURCES
 
 SchedulerType = Literal["cosine", "step", "plateau", "none"]
 LossType = Literal["mse", "smooth_l1", "huber"]
@@ -78,6 +79,12 @@ class HeadConfig(BaseModel):
 
 class TrainingConfig(BaseConfig):
     """What every training run shares: data, output, optimisation, schedule, early stopping, device, tracking.
+
+    The best checkpoint is the epoch that scores best on the validation split. A split that leaves validation
+    empty (a dataset of one study or patient, or ``val_fraction=0``) still trains, with a warning: its best model
+    is then the epoch of lowest training loss, the result says so (``validation: none``), and
+    ``<weights>/<task>/latest.json`` keeps pointing at the previous validated run, so that nothing downstream
+    picks up a model no held-out data has scored.
 
     Example:
         >>> run = TrainingConfig(task="demo", run_id="r1", weights_path=Path("/srv/weights")).resolved()
@@ -151,6 +158,14 @@ class TrainingConfig(BaseConfig):
             raise ValueError(f"run id {value!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
         return value
 
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> TrainingConfig:
+        val, test = getattr(self, "val_fraction", 0.0), getattr(self, "test_fraction", 0.0)
+        if val + test >= 1:
+            raise ValueError(f"val_fraction + test_fraction must be below 1 (got {val} + {test}): "
+                             "nothing would be left to train on")
+        return self
+
     def resolved(self) -> TrainingConfig:
         """A copy with ``run_id`` and ``output_path`` filled in (what the trainer runs and saves)."""
         run_id = self.run_id or new_run_id()
@@ -205,8 +220,11 @@ class LocalizationConfig(TrainingConfig):
     group_levels: Annotated[
         bool, tyro.conf.arg(help="Train on every level of an image at once (one backbone pass per image).")
     ] = True
-    val_fraction: Annotated[float, tyro.conf.arg(help="Share of studies for validation.")] = 0.2
-    test_fraction: Annotated[float, tyro.conf.arg(help="Share of studies held out for testing.")] = 0.0
+    val_fraction: Annotated[
+        float, tyro.conf.arg(help="Share of studies for validation (none left: a warning, and latest.json is kept).")
+    ] = Field(default=0.2, ge=0.0, lt=1.0)
+    test_fraction: Annotated[float, tyro.conf.arg(help="Share of studies held out for testing.")] = Field(
+        default=0.0, ge=0.0, lt=1.0)
     pck_thresholds: Annotated[list[float], tyro.conf.arg(help="PCK thresholds (fractions of image size).")] = Field(
         default_factory=lambda: [0.02, 0.05, 0.10]
     )
@@ -271,8 +289,11 @@ class ClassificationConfig(TrainingConfig):
         tyro.conf.arg(help="weights: rare classes weigh more in each head's loss (inverse frequency); none."),
     ] = "weights"
     augment: Annotated[bool, tyro.conf.arg(help="Augment training crops (small pose and intensity changes).")] = True
-    val_fraction: Annotated[float, tyro.conf.arg(help="Share of patients for validation.")] = 0.2
-    test_fraction: Annotated[float, tyro.conf.arg(help="Share of patients held out for testing.")] = 0.0
+    val_fraction: Annotated[
+        float, tyro.conf.arg(help="Share of patients for validation (none left: a warning, and latest.json is kept).")
+    ] = Field(default=0.2, ge=0.0, lt=1.0)
+    test_fraction: Annotated[float, tyro.conf.arg(help="Share of patients held out for testing.")] = Field(
+        default=0.0, ge=0.0, lt=1.0)
     checkpoint_metric: Annotated[
         str, tyro.conf.arg(help="Validation metric choosing the best model (higher is better for every grading "
                                 "metric), e.g. mean_balanced_accuracy, pfirrmann/qwk, val_loss.")
@@ -282,9 +303,21 @@ class ClassificationConfig(TrainingConfig):
     def layout_paths(cls, layout: DataLayout) -> dict[str, Path]:
         return {"data_path": layout.classification, "weights_path": layout.weights}
 
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (unknown := sorted(set(value) - set(SOURCES))):
+            raise ValueError(f"unknown source(s) {', '.join(unknown)}; expected {', '.join(SOURCES)}")
+        return value
+
 
 class ModelTestConfig(BaseConfig):
     """Run a trained model on images or DICOM files and print (or save) its predictions as JSON.
+
+    Every input is in the result: its predictions, or a row of ``errors`` naming it and saying why it could not
+    be predicted (missing, unreadable, not an image of the kind the model takes); the other inputs are predicted
+    all the same. Exit status: 0 when at least one input was predicted, 2 when none was, when ``--strict`` is
+    given and any input failed, or when the checkpoint or the options cannot work.
 
     Example:
         >>> config = ModelTestConfig(model_path=Path("best_model.pt"), inputs=[Path("a.png")], level_indices=[3])
@@ -316,3 +349,14 @@ class ModelTestConfig(BaseConfig):
         Path | None,
         tyro.conf.arg(help="Grading a sagittal series: the localizer that finds its discs (default: the newest run)."),
     ] = None
+    strict: Annotated[
+        bool, tyro.conf.arg(help="Exit with status 2 when any input could not be predicted (default: only when none "
+                                 "could).")
+    ] = False
+
+    @model_validator(mode="after")
+    def _levels_the_model_has(self) -> ModelTestConfig:
+        outside = [i for i in self.level_indices or [] if not 0 <= i < self.num_levels]
+        if outside:
+            raise ValueError(f"level indices {outside} outside 0..{self.num_levels - 1} (0=L1/L2 .. 4=L5/S1)")
+        return self

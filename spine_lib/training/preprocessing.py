@@ -19,6 +19,27 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+def picture_failure(path: Path, error: Exception) -> str:
+    """Why a PNG/JPEG/BMP/TIFF file could not be decoded, in words (missing, empty, truncated, not a picture).
+
+    Example:
+        >>> picture_failure(Path("a.png"), OSError("image file is truncated"))
+        'cannot read image: truncated file'
+    """
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, FileNotFoundError) or not path.exists():
+        return "cannot read image: no such file"
+    if path.is_file() and path.stat().st_size == 0:
+        return "cannot read image: the file is empty"
+    if isinstance(error, UnidentifiedImageError):
+        return "cannot read image: not a picture (expected PNG, JPEG, BMP or TIFF)"
+    if "truncated" in str(error):
+        return "cannot read image: truncated file"
+    text = str(error).replace(f"'{path}'", "the file").replace(str(path), "the file")
+    return f"cannot read image: damaged ({text[:160]})"
+
+
 def load_grayscale(source: Path | str | np.ndarray) -> np.ndarray:
     """A 2-D uint8 image from a PNG/JPEG, a DICOM file or volume (middle slice), or an array."""
     from spine_lib.io.transforms import normalize_to_uint8
@@ -34,7 +55,7 @@ def load_grayscale(source: Path | str | np.ndarray) -> np.ndarray:
                 with Image.open(path) as image:
                     return np.asarray(image.convert("L"), dtype=np.uint8)
             except (OSError, UnidentifiedImageError) as error:
-                raise MedicalImageError(path, f"cannot read image ({error})") from error
+                raise MedicalImageError(path, picture_failure(path, error)) from None
         import SimpleITK as sitk
 
         from spine_lib.io.readers import read_medical_image
@@ -68,7 +89,7 @@ def load_image(source: Path | str | np.ndarray) -> np.ndarray:
                 if len(image.getbands()) >= 3 or image.mode in ("P", "PA"):
                     return np.asarray(image.convert("RGB"), dtype=np.uint8)
         except (OSError, UnidentifiedImageError) as error:
-            raise MedicalImageError(path, f"cannot read image ({error})") from error
+            raise MedicalImageError(path, picture_failure(path, error)) from None
     return load_grayscale(path)
 
 

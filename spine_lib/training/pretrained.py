@@ -7,7 +7,9 @@ has them the call fails at once with a message saying how to provide them, inste
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +84,77 @@ def create_backbone(timm_name: str, *, pretrained: bool = False, weights_file: P
                 f"without --pretrained",
             )
         source = found
+    with _LoadReport() as report:
+        try:
+            model = timm.create_model(timm_name, pretrained=True, pretrained_cfg_overlay={"file": str(source)},
+                                      **kwargs)
+        except Exception as error:  # unreadable file or mismatched tensors
+            raise PretrainedWeightsError(source, f"cannot load as {timm_name} weights: "
+                                                 f"{weights_problem(source, error)}") from None
+    classifiers = _classifier_names(timm_name)
+    missing = [key for key in report.missing if not key.startswith(classifiers)]
+    if missing:
+        raise PretrainedWeightsError(source, f"cannot load as {timm_name} weights: {len(missing)} of its tensors "
+                                             f"are not in the file (first: {missing[0]}): weights of another model")
+    return model
+
+
+def _classifier_names(timm_name: str) -> tuple[str, ...]:
+    """The prefixes of the classifier tensors timm drops from pretrained weights (``head.fc.``)."""
+    import timm
+
     try:
-        return timm.create_model(timm_name, pretrained=True, pretrained_cfg_overlay={"file": str(source)}, **kwargs)
-    except Exception as error:  # unreadable file or mismatched tensors
-        raise PretrainedWeightsError(source, f"cannot load as {timm_name} weights ({type(error).__name__}: "
-                                             f"{str(error).splitlines()[0][:200] if str(error) else ''})") from error
+        names = timm.models.get_pretrained_cfg(timm_name).classifier  # type: ignore[union-attr]
+    except (RuntimeError, AttributeError):
+        return ()
+    names = (names,) if isinstance(names, str) else tuple(names or ())
+    return tuple(f"{name}." for name in names)
+
+
+def weights_problem(source: Path, error: Exception) -> str:
+    """Why a weights file did not load, in words (never PyTorch's advice to load it unsafely)."""
+    from spine_lib.training.checkpoints import torch_file_problem, torch_load_cause
+
+    text = str(error)
+    if "size mismatch" in text or "Error(s) in loading state_dict" in text:
+        return f"its tensors have other shapes ({text.count('size mismatch')} differ): weights of another model"
+    if source.suffix.lower() == ".safetensors":
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+        return f"not a readable safetensors file ({first[:160]})"
+    problem = torch_file_problem(source)
+    if problem is not None:
+        return f"not a PyTorch weights file ({problem})"
+    if isinstance(error, AttributeError | KeyError | TypeError):
+        return "not a state dict of its tensors (the file holds other objects, or another model's weights)"
+    return torch_load_cause(error)
+
+
+class _LoadReport:
+    """The tensors timm reports missing while it loads pretrained weights (it only logs them)."""
+
+    _LOGGER = "timm.models._builder"
+    _MISSING = re.compile(r"Missing keys \((.*)\) discovered")
+
+    def __init__(self) -> None:
+        self.missing: list[str] = []
+        self._handler = logging.Handler(logging.INFO)
+        self._handler.emit = self._read  # type: ignore[method-assign]
+
+    def _read(self, record: logging.LogRecord) -> None:
+        found = self._MISSING.search(record.getMessage())
+        if found:
+            self.missing += [key for key in found.group(1).split(", ") if key]
+
+    def __enter__(self) -> _LoadReport:
+        log = logging.getLogger(self._LOGGER)
+        self._saved = (log.level, log.propagate)
+        log.setLevel(logging.INFO)
+        log.propagate = False  # timm's own lines say "this may be expected": the error below says what is wrong
+        log.addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        log = logging.getLogger(self._LOGGER)
+        log.removeHandler(self._handler)
+        log.setLevel(self._saved[0])
+        log.propagate = self._saved[1]

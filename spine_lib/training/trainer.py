@@ -25,8 +25,10 @@ from loguru import logger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from spine_lib.core.phi import redact
 from spine_lib.errors import ConfigError
-from spine_lib.io.atomic import atomic_write_text
+from spine_lib.io.atomic import atomic_write_text, sweep_temporaries
+from spine_lib.io.records import write_records_csv
 from spine_lib.training.checkpoints import (
     CheckpointError,
     capture_rng_state,
@@ -42,6 +44,8 @@ from spine_lib.training.runs import (
     CONFIG_FILE,
     LAST_CHECKPOINT,
     LATEST_RUN,
+    REJECT_COLUMNS,
+    REJECTS_FILE,
     TrainingResult,
     epoch_checkpoint_name,
 )
@@ -81,6 +85,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_levels(levels: Iterable[str] | None) -> None:
+    """Raise :class:`ConfigError` for a ``--levels`` value that is not a lumbar level."""
+    from spine_lib.levels import check_level
+
+    for level in levels or ():
+        try:
+            check_level(level)
+        except ValueError as error:
+            raise ConfigError("--levels", str(error)) from None
+
+
 def room_for_another_epoch(elapsed_s: float, epochs_done: int, limit_s: float) -> bool:
     """Whether one more epoch, taking the mean time of those done, would end within ``limit_s``."""
     return epochs_done <= 0 or elapsed_s + elapsed_s / epochs_done <= limit_s
@@ -118,6 +133,12 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         self.train_dataset, self.val_dataset = datasets if datasets is not None else self.build_datasets()
         if len(self.train_dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError(self.config.data_path, "the training split is empty")
+        #: whether a validation split scores the epochs (without one the best model is the lowest training loss)
+        self.validated = len(self.val_dataset) > 0  # type: ignore[arg-type]
+        #: dataset items left out (unreadable images): ``(split, image_path, reason)``
+        self.rejects: list[tuple[str, str, str]] = [
+            (str(getattr(dataset, "split", "")), path, reason)
+            for dataset in (self.train_dataset, self.val_dataset) for path, reason in getattr(dataset, "rejects", [])]
         self.accelerator = self._make_accelerator()
         self._shuffle = torch.Generator()
         self.train_loader = self._loader(self.train_dataset, shuffle=True)
@@ -379,7 +400,14 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         """Run (or resume) training; returns where the best model is and how it scored."""
         config = self.config
         self.output_path.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(self.output_path)  # what a killed run of this folder left half-written
         self.save_config()
+        self._save_rejects()
+        if not self.validated:
+            logger.warning("run {}: the validation split is empty (val_fraction={}; {} training items): the best "
+                           "model will be the epoch of lowest training loss, and {} will not point at this run",
+                           self.run_id, getattr(config, "val_fraction", None), len(self.train_dataset),  # type: ignore[arg-type]
+                           LATEST_RUN)
         self._init_wandb()
         logger.info("run {} on {} ({}); {} training / {} validation items; output {}", self.run_id,
                     self.device_choice.device, self.device_choice.reason, len(self.train_dataset),  # type: ignore[arg-type]
@@ -437,6 +465,7 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             stopped_early=stopped_early, final_metrics=metrics, history=self.history,
             seconds=time.perf_counter() - start,
             train_images_per_second=images_seen / train_seconds if train_seconds > 0 else 0.0,
+            validated=self.validated, rejects=list(self.rejects),
         )
         self.on_train_end(result)
         self._finish_wandb()
@@ -444,13 +473,34 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         return result
 
     def _publish(self, result: TrainingResult) -> None:
-        """Point ``<weights>/<task>/latest.json`` at this run (when the run lives in that folder)."""
+        """Point ``<weights>/<task>/latest.json`` at this run when the run lives in that folder and a validation
+        split chose its best model (a model chosen on the training loss is never published)."""
         task_folder = self.config.weights_path / self.config.task
-        if self.output_path.parent.resolve() == task_folder.resolve() and result.best_model_path.is_file():
-            atomic_write_text(task_folder / LATEST_RUN, json.dumps({
-                "run_id": self.run_id, "best_model": result.best_model_path.name,
-                "best_score": result.best_score, "metrics": result.final_metrics,
-            }, indent=2))
+        if self.output_path.parent.resolve() != task_folder.resolve() or not result.best_model_path.is_file():
+            return
+        if not result.validated:
+            logger.warning("run {}: no validation split chose its best model, so {} still points at the previous "
+                           "run; this run's model is {}", self.run_id, task_folder / LATEST_RUN,
+                           result.best_model_path)
+            return
+        atomic_write_text(task_folder / LATEST_RUN, json.dumps({
+            "run_id": self.run_id, "best_model": result.best_model_path.name,
+            "best_score": result.best_score, "metrics": result.final_metrics,
+        }, indent=2))
+        result.published = True
+
+    def _save_rejects(self) -> Path | None:
+        """Write ``rejects.csv`` (the dataset items left out, with the reason) when there are any."""
+        if not self.rejects:
+            return None
+        logger.warning("run {}: {} dataset items left out (unreadable images), listed in {}", self.run_id,
+                       len(self.rejects), REJECTS_FILE)
+        for split, path, reason in self.rejects[:5]:
+            logger.debug("left out ({}): {}: {}", split, redact(path), redact(reason))
+        rows = [dict(zip(REJECT_COLUMNS, reject, strict=True)) for reject in self.rejects]
+        path = self.output_path / REJECTS_FILE
+        write_records_csv(rows, path, columns=REJECT_COLUMNS)
+        return path
 
     def _record(self, epoch: int, train_loss: float, val_loss: float, lr: float, metrics: dict[str, float]) -> None:
         row = {"epoch": float(epoch + 1), "train_loss": train_loss, "val_loss": val_loss, "lr": lr, **metrics}

@@ -20,7 +20,7 @@ brightness, gamma and a little noise. No flips: anterior stays on its side, the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,20 @@ class ClassificationDataset(Dataset[dict[str, Any]]):
         if sources is not None:
             wanted_sources = set(sources)
             discs = [d for d in discs if d.source in wanted_sources]
-        self.discs: list[DiscRecord] = [d for d in discs if split == "all" or self.assignment[d.patient] == split]
+        self._cache: dict[str, npt.NDArray[np.uint8]] = {}
+        self._cache_bytes = 0
+        self._noise: npt.NDArray[np.float32] | None = None
+        self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
+        self._inv_std = (1.0 / np.asarray(IMAGENET_STD, dtype=np.float32)).reshape(3, 1, 1)
+        chosen = [d for d in discs if split == "all" or self.assignment[d.patient] == split]
+        #: crops left out, ``(image_path, reason)``: missing or unreadable (a disc keeps its other sequence)
+        self.rejects: list[tuple[str, str]] = self.check_crops(chosen)
+        left_out = {path for path, _ in self.rejects}
+        self.discs: list[DiscRecord] = []
+        for disc in chosen:
+            paths = {s: p for s, p in disc.image_paths.items() if p not in left_out}
+            if paths:
+                self.discs.append(disc if len(paths) == len(disc.image_paths) else replace(disc, image_paths=paths))
         #: discs of this split cropped on one sequence only (their input repeats it in all channels)
         self.single_sequence = sum(not d.paired for d in self.discs)
         if self.single_sequence:
@@ -207,13 +220,31 @@ class ClassificationDataset(Dataset[dict[str, Any]]):
             logger.info("IVD crops {} ({}): {} of {} discs have a single sequence ({} T1 only, {} T2 only)",
                         self.data_path, split, self.single_sequence, len(self.discs), t1_only,
                         self.single_sequence - t1_only)
-        self._cache: dict[str, npt.NDArray[np.uint8]] = {}
-        self._cache_bytes = 0
-        self._noise: npt.NDArray[np.float32] | None = None
-        self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
-        self._inv_std = (1.0 / np.asarray(IMAGENET_STD, dtype=np.float32)).reshape(3, 1, 1)
-        if sum(len(d.image_paths) for d in self.discs) <= PRELOAD_MAX_IMAGES:
-            self.preload()
+
+    def check_crops(self, discs: Sequence[DiscRecord]) -> list[tuple[str, str]]:
+        """Read the discs' crops into the cache (up to :data:`PRELOAD_MAX_IMAGES`; more are only checked to exist)
+        and return those that cannot be used, with the reason. Every crop of the training split failing
+        raises :class:`InputPathError`: the dataset, not a crop, is broken."""
+        image_paths = list(dict.fromkeys(p for d in discs for p in d.image_paths.values()))
+        preload = len(image_paths) <= PRELOAD_MAX_IMAGES
+        rejects: list[tuple[str, str]] = []
+        for image_path in image_paths:
+            try:
+                if preload:
+                    self.load_crop(image_path)
+                elif not (self.data_path / image_path).is_file():
+                    raise InputPathError(self.data_path / image_path, "crop image missing or unreadable (no such file)")
+            except InputPathError as error:
+                rejects.append((image_path, error.cause))
+        if rejects:
+            logger.warning("IVD crops ({}): {} of {} crops missing or unreadable, left out", self.split,
+                           len(rejects), len(image_paths))
+        if image_paths and len(rejects) == len(image_paths) and self.split in ("train", "all"):
+            first, reason = rejects[0]
+            raise InputPathError(self.data_path / fmt.IMAGES_FOLDER, f"every crop image missing or unreadable "
+                                                                     f"({len(rejects)} of {len(image_paths)}; first: "
+                                                                     f"{first}: {reason})")
+        return rejects
 
     def preload(self) -> int:
         """Read every crop of the split into the cache now (as far as :data:`CACHE_BYTES` allows); return how many
@@ -241,9 +272,11 @@ class ClassificationDataset(Dataset[dict[str, Any]]):
         if cached is not None:
             return cached
         path = self.data_path / image_path
+        if not path.is_file():
+            raise InputPathError(path, "crop image missing or unreadable (no such file)")
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if image is None:
-            raise InputPathError(path, "crop image missing or unreadable")
+            raise InputPathError(path, "crop image missing or unreadable (not an image OpenCV can decode)")
         out_h, out_w = self.output_size
         if image.shape[:2] != (out_h, out_w):
             image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)

@@ -29,10 +29,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
+from loguru import logger
 from torch.utils.data import Dataset
 
 from spine_lib.errors import InputPathError
-from spine_lib.formats.ivd_coords import IVDRecord, read_annotations
+from spine_lib.formats.ivd_coords import IMAGES_FOLDER, IVDRecord, read_annotations
 from spine_lib.levels import LEVEL_TO_IDX, check_level
 from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -216,24 +217,50 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
             wanted_levels = {check_level(level) for level in levels}
             rows = [r for r in rows if r.level in wanted_levels]
         self.assignment = split_studies([r.study_id for r in rows], val_fraction, test_fraction, seed)
-        self.records: list[IVDRecord] = [r for r in rows if split == "all" or self.assignment[r.study_id] == split]
+        self._cache: dict[str, tuple[npt.NDArray[np.uint8], int, int]] = {}
+        self._cache_bytes = 0
+        self._noise: npt.NDArray[np.float32] | None = None
+        self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
+        self._inv_std = 1.0 / np.asarray(IMAGENET_STD, dtype=np.float32)
+        records = [r for r in rows if split == "all" or self.assignment[r.study_id] == split]
+        #: images left out, ``(image_path, reason)``: missing or unreadable (their annotations are dropped)
+        self.rejects: list[tuple[str, str]] = self.check_images(list(dict.fromkeys(r.image_path for r in records)))
+        left_out = {path for path, _ in self.rejects}
+        self.records: list[IVDRecord] = [r for r in records if r.image_path not in left_out]
         self.level_indices = np.array([LEVEL_TO_IDX[r.level] for r in self.records], dtype=np.int64)
         self.group_levels = group_levels
         wanted = range(len(LEVEL_TO_IDX)) if levels is None else sorted(LEVEL_TO_IDX[check_level(v)] for v in levels)
         self.level_slots = np.array(list(wanted), dtype=np.int64)
         self._slot_of = {int(level): slot for slot, level in enumerate(self.level_slots)}
         self.groups = group_by_image(self.records, self.level_indices) if group_levels else []
-        self._cache: dict[str, tuple[npt.NDArray[np.uint8], int, int]] = {}
-        self._cache_bytes = 0
-        self._noise: npt.NDArray[np.float32] | None = None
-        self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
-        self._inv_std = 1.0 / np.asarray(IMAGENET_STD, dtype=np.float32)
-        if len({r.image_path for r in self.records}) <= PRELOAD_MAX_IMAGES:
-            self.preload()
+
+    def check_images(self, image_paths: list[str]) -> list[tuple[str, str]]:
+        """Read the split's images into the cache (up to :data:`PRELOAD_MAX_IMAGES`; more are only checked to
+        exist) and return those that cannot be used, with the reason. Every image of the training split failing
+        raises :class:`InputPathError`: the dataset, not an image, is broken."""
+        preload = len(image_paths) <= PRELOAD_MAX_IMAGES
+        rejects: list[tuple[str, str]] = []
+        for image_path in image_paths:
+            try:
+                if preload:
+                    self.load_image(image_path)
+                elif not (self.data_path / image_path).is_file():
+                    raise InputPathError(self.data_path / image_path, "image missing or unreadable (no such file)")
+            except InputPathError as error:
+                rejects.append((image_path, error.cause))
+        if rejects:
+            logger.warning("IVD coordinates dataset ({}): {} of {} images missing or unreadable, left out",
+                           self.split, len(rejects), len(image_paths))
+        if image_paths and len(rejects) == len(image_paths) and self.split in ("train", "all"):
+            first, reason = rejects[0]
+            raise InputPathError(self.data_path / IMAGES_FOLDER, f"every image missing or unreadable ({len(rejects)} "
+                                                                 f"of {len(image_paths)}; first: {first}: {reason})")
+        return rejects
 
     def preload(self) -> int:
         """Read every image of the split into the cache now (as far as :data:`CACHE_BYTES` allows); return how
-        many are cached. Worker processes forked afterwards share them instead of reading them each epoch."""
+        many are cached. Worker processes forked afterwards share them instead of reading them each epoch. The
+        dataset preloads its images when built, up to :data:`PRELOAD_MAX_IMAGES`."""
         for image_path in dict.fromkeys(r.image_path for r in self.records):
             self.load_image(image_path)
         return len(self._cache)
@@ -252,9 +279,11 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         if cached is not None:
             return cached
         path = self.data_path / image_path
+        if not path.is_file():
+            raise InputPathError(path, "image missing or unreadable (no such file)")
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if image is None:
-            raise InputPathError(path, "image missing or unreadable")
+            raise InputPathError(path, "image missing or unreadable (not an image OpenCV can decode)")
         height, width = image.shape[:2]
         out_h, out_w = self.image_size
         resized = image if (height, width) == (out_h, out_w) else cv2.resize(

@@ -16,13 +16,13 @@ import torch
 from loguru import logger
 from torch.utils.data import DataLoader, Dataset
 
-from spine_lib.errors import ConfigError
+from spine_lib.errors import ConfigError, InputPathError
 from spine_lib.formats.classification import ANNOTATIONS_FILE
 from spine_lib.training.config import ClassificationConfig
 from spine_lib.training.grading import GRADING_HEADS, HEADS, MTLTargets
 from spine_lib.training.registry import ModelRegistry, register_trainer
 from spine_lib.training.runs import BEST_MODEL, TrainingResult
-from spine_lib.training.trainer import BaseTrainer
+from spine_lib.training.trainer import BaseTrainer, check_levels
 
 if TYPE_CHECKING:
     from spine_lib.core.device import DeviceChoice
@@ -78,13 +78,35 @@ class ClassificationTrainer(BaseTrainer[ClassificationConfig, Any, Dataset]):
                                      seed=config.seed, sources=config.sources)
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        if not (Path(self.config.data_path) / ANNOTATIONS_FILE).is_file():
-            raise ConfigError(self.config.data_path, "no annotations.csv: build the crops with `spine-vision dataset "
-                                                     "classification` first")
+        """The training and validation splits; a dataset folder that is missing, without annotations or left empty
+        by the filters raises a clear error before anything is written."""
+        check_levels(self.config.levels)
+        data = Path(self.config.data_path)
+        if not data.is_dir():
+            raise InputPathError(data, "dataset folder does not exist: build the crops with `spine-vision dataset "
+                                       "classification` first")
+        if not (data / ANNOTATIONS_FILE).is_file():
+            raise ConfigError(data, "no annotations.csv: build the crops with `spine-vision dataset "
+                                    "classification` first")
         train: Any = self.make_dataset("train", augment=self.config.augment)
+        if len(train) == 0:
+            raise ConfigError(data, self.why_empty())
         self._class_weights, self._pos_weights = self.balance(train)
         self._baseline = train.targets_table()
         return train, self.make_dataset("val")
+
+    def why_empty(self) -> str:
+        """Why the training split holds nothing: an empty annotations table, or filters that match no disc."""
+        from spine_lib.training.datasets.classification import read_discs
+
+        discs = read_discs(Path(self.config.data_path))
+        if not discs:
+            return f"{ANNOTATIONS_FILE} has no rows: nothing to train on"
+        config = self.config
+        return (f"no disc matches --levels {' '.join(config.levels or ['(all)'])} --sources "
+                f"{' '.join(config.sources or ['(all)'])}; the dataset has levels "
+                f"{', '.join(sorted({d.level for d in discs}))} and sources "
+                f"{', '.join(sorted({d.source for d in discs}))}")
 
     def balance(self, train: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str, torch.Tensor] | None]:
         """Per-head class weights (multiclass) and positive weights (binary) from the training split's counts."""

@@ -14,7 +14,7 @@ import torch
 from loguru import logger
 from torch.utils.data import DataLoader, Dataset
 
-from spine_lib.errors import ConfigError
+from spine_lib.errors import ConfigError, InputPathError
 from spine_lib.formats.ivd_coords import ANNOTATIONS_FILE
 from spine_lib.training.checkpoints import load_model_state, read_checkpoint
 from spine_lib.training.config import LocalizationConfig
@@ -23,7 +23,7 @@ from spine_lib.training.models.localization import LocalizationModel
 from spine_lib.training.preprocessing import denormalize
 from spine_lib.training.registry import ModelRegistry, register_trainer
 from spine_lib.training.runs import BEST_MODEL, TrainingResult
-from spine_lib.training.trainer import BaseTrainer
+from spine_lib.training.trainer import BaseTrainer, check_levels
 
 if TYPE_CHECKING:
     from spine_lib.core.device import DeviceChoice
@@ -68,12 +68,33 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         )
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        if not (Path(self.config.data_path) / ANNOTATIONS_FILE).is_file():
-            raise ConfigError(self.config.data_path, "no annotations.csv: build it with `spine-vision dataset "
-                                                     "localization` first")
+        """The training and validation splits; a dataset folder that is missing, without annotations or left empty
+        by the filters raises a clear error before anything is written."""
+        check_levels(self.config.levels)
+        data = Path(self.config.data_path)
+        if not data.is_dir():
+            raise InputPathError(data, "dataset folder does not exist: build it with `spine-vision dataset "
+                                       "localization` first")
+        if not (data / ANNOTATIONS_FILE).is_file():
+            raise ConfigError(data, "no annotations.csv: build it with `spine-vision dataset localization` first")
         group = self.config.group_levels
-        return self.make_dataset("train", augment=self.config.augment, group_levels=group), self.make_dataset(
-            "val", group_levels=group)
+        train = self.make_dataset("train", augment=self.config.augment, group_levels=group)
+        if len(train) == 0:  # type: ignore[arg-type]
+            raise ConfigError(data, self.why_empty())
+        return train, self.make_dataset("val", group_levels=group)
+
+    def why_empty(self) -> str:
+        """Why the training split holds nothing: an empty annotations table, or filters that match no row."""
+        from spine_lib.formats.ivd_coords import read_annotations
+
+        rows = read_annotations(Path(self.config.data_path))
+        if not rows:
+            return f"{ANNOTATIONS_FILE} has no rows: nothing to train on"
+        config = self.config
+        return (f"no annotation matches --levels {' '.join(config.levels or ['(all)'])} --series-types "
+                f"{' '.join(config.series_types or ['(all)'])}; the dataset has levels "
+                f"{', '.join(sorted({r.level for r in rows}))} and series types "
+                f"{', '.join(sorted({r.series_type for r in rows}))}")
 
     def _unpack_batch(self, batch: Any) -> tuple[Any, torch.Tensor]:
         return {"x": batch["image"], "level_idx": batch["level_idx"]}, batch["coords"]
