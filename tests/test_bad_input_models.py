@@ -569,3 +569,16 @@ def test_a_validation_split_left_without_images_trains_unvalidated(tmp_path: Pat
     assert result.rejects == [("val", f"images/rsna_{val_study}_1_1.png",
                                "image missing or unreadable (not an image OpenCV can decode)")]
     assert not result.validated and (weights / "localization" / LATEST_RUN).read_bytes() == before
+
+
+def test_a_lone_last_training_item_waits_for_the_next_epoch(tmp_path: Path) -> None:
+    """Five discs in batches of four at a size where ResNet's last map is 1x1: a batch of one would break batch
+    normalization; the run trains instead."""
+    from spine_lib.training.trainers.classification import train_classification
+
+    result = train_classification(ClassificationConfig.model_validate({
+        "data_path": crops_dataset(tmp_path / "crops", ["1", "2", "3", "4", "5"]), "weights_path": tmp_path / "w",
+        "run_id": "five", "backbone": "resnet10t", "output_size": (SIZE, SIZE), "num_epochs": 2, "batch_size": 4,
+        "device": "cpu", "val_fraction": 0.0, "test_fraction": 0.0, "visualize_predictions": False,
+        "mixed_precision": False}))
+    assert result.best_model_path.is_file()

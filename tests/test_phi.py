@@ -34,6 +34,7 @@ def test_a_pseudonym_is_stable_keeps_the_suffix_and_hides_the_name() -> None:
     "folder ĐỖ THỊ HẰNG was empty",
     "Nguyen_Van_Son.mha: cannot read",
     "'/x/LÊ_VĂN_AN.pdf' unreadable",
+    "TRAN_VAN_BINH_20250101.pdf", "Nguyen Van Son_1968_20250718 (3)",
 ])
 def test_redact_hides_names_as_files_folders_and_dicom_write_them(text: str) -> None:
     redacted = redact(text)
@@ -45,6 +46,9 @@ def test_redact_hides_names_as_files_folders_and_dicom_write_them(text: str) -> 
 @pytest.mark.parametrize("text", [
     "Dataset501_Spider/imagesTr/1_t2_0000.nii.gz", "SPIDER RSNA done", "IVD L5/S1 T1 T2 sag_t1",
     "MedicalImageError: Unable to determine ImageIO reader", "README.txt Thumbs.db", "report-0a1b2c.pdf",
+    "dagster - ERROR - run - 1728 - spider_raw - STEP_FAILURE - Execution of step failed", "RUN_FAILURE",
+    "return _SimpleITK.ImageFileReader_ReadImageInformation(self)", "SPINE_DATA_ROOT HF_HUB_OFFLINE WANDB_MODE",
+    "ASSET_MATERIALIZATION STEP_START", "DAGSTER_HOME=/srv/dh",
 ])
 def test_redact_leaves_what_is_no_name(text: str) -> None:
     assert redact(text) == text

@@ -36,16 +36,27 @@ _UPPER = "".join(
     for code in range(start, end)
     if chr(code).isupper() and chr(code).isalpha()
 )
+_LOWER = rf"(?:(?![{_UPPER}])[^\W\d_])"  # a letter that is not upper case
 _CAPS = rf"[{_UPPER}]+(?![^\W\d_])"  # a word in capitals
-_CAPITALISED = rf"[{_UPPER}][^\W\d_]*"  # a word with a capital first letter
+_CAPITALISED = rf"[{_UPPER}](?:{_LOWER}+|[{_UPPER}]*)(?![^\W\d_])"  # Son or SON, not CamelCase
 _PARTS = r"(?:_\d{4,8})"  # the birth year and exam date that folder names append
 _COUNTER = r"(?: \(\d+\))?"  # the export counter: ``(2)``
 #: a name as the hospital writes it into file and folder names, or as DICOM writes it (``^``)
 _NAME_LIKE = re.compile(
-    rf"(?<![\w^])(?:{_CAPS}(?: {_CAPS})+{_PARTS}+{_COUNTER}"  # NGUYEN VAN SON_20250718 (2)
+    rf"(?<![\w^])(?:{_CAPITALISED}(?: {_CAPITALISED})+{_PARTS}+{_COUNTER}"  # NGUYEN VAN SON_20250718 (2)
     rf"|{_CAPITALISED}(?:[_^]{_CAPITALISED})+{_PARTS}*{_COUNTER}"  # NGUYEN_VAN_SON_1968_20250718, Le^Van^An
     rf"|{_CAPS}(?: {_CAPS}){{2,}})(?![\w^])"  # NGUYEN VAN SON
 )
+#: a Vietnamese syllable without its diacritics: onset, one to three vowels, coda (``NGUYEN``, ``THI``, ``QUYNH``)
+_SYLLABLE = re.compile(r"(?:NGH|NG|NH|CH|GH|GI|KH|PH|TH|TR|QU|[BCDGHKLMNPRSTVX])?[AEIOUY]{1,3}(?:NG|NH|CH|[CMNPT])?")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _is_name(text: str) -> bool:
+    """True when most words of a name-like run are Vietnamese syllables: ``NGUYEN_VAN_SON`` is a name,
+    ``STEP_FAILURE`` or ``RUN_FAILURE`` (words of a program) are not."""
+    words = _WORD.findall(_strip_accents(text).upper())
+    return 2 * sum(bool(_SYLLABLE.fullmatch(w)) for w in words) > len(words)
 
 
 def is_identifier(name: str) -> bool:
@@ -135,8 +146,10 @@ def date_spellings(day: date) -> set[str]:
 def redact(text: str, names: Iterable[str] = ()) -> str:
     """``text`` with every patient-like name in it (and every spelling of ``names``) replaced by a pseudonym.
 
-    Patient-like: two or more capitalised words of letters joined by ``_``, ``^`` or spaces, with the birth year,
-    exam date and export counter that folder names append (``NGUYEN_VAN_SON_1968_20250718 (2)``).
+    Patient-like: two or more capitalised words of letters joined by ``_``, ``^`` or spaces, most of them
+    Vietnamese syllables, with the birth year, exam date and export counter that folder names append
+    (``NGUYEN_VAN_SON_1968_20250718 (2)``). Words of a program (``STEP_FAILURE``, ``ImageFileReader_Execute``)
+    are left as they are.
 
     Example:
         >>> redact("cannot read raw/images/NGUYEN_VAN_SON_20250718/x.dcm (bad header)")
@@ -148,4 +161,4 @@ def redact(text: str, names: Iterable[str] = ()) -> str:
         forms = spellings(name) | {form.lower() for form in spellings(name)}
         for form in sorted(forms, key=len, reverse=True):
             text = text.replace(form, pseudonym(form))
-    return _NAME_LIKE.sub(lambda match: pseudonym(match.group(0)), text)
+    return _NAME_LIKE.sub(lambda m: pseudonym(m.group(0)) if _is_name(m.group(0)) else m.group(0), text)

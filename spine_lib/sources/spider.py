@@ -121,8 +121,8 @@ def check_spider_masks(root: Path, schema_name: str = "spider") -> CheckOutcome:
         outcome.checked += 1
         try:
             mask = sitk.ReadImage(str(mask_path))
-        except RuntimeError as error:
-            outcome.problems.append(f"{mask_path.name}: unreadable ({str(error).strip().splitlines()[-1][:120]})")
+        except RuntimeError:
+            outcome.problems.append(f"{mask_path.name}: unreadable mask (empty or damaged file)")
             continue
         values = set(np.unique(sitk.GetArrayViewFromImage(mask)).tolist())
         if unknown := sorted(values - known):
@@ -133,7 +133,11 @@ def check_spider_masks(root: Path, schema_name: str = "spider") -> CheckOutcome:
             continue
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(image_path))
-        reader.ReadImageInformation()
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            outcome.problems.append(f"{mask_path.name}: its image cannot be read (empty or damaged file)")
+            continue
         if reader.GetSize() != mask.GetSize() or not np.allclose(reader.GetSpacing(), mask.GetSpacing(), atol=1e-4):
             outcome.problems.append(f"{mask_path.name}: image and mask differ in size or spacing")
         spacing = mask.GetSpacing()

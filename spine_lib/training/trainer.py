@@ -289,9 +289,12 @@ class BaseTrainer(ABC, Generic[C, M, D]):
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         sampler = RandomSampler(dataset, generator=self._shuffle) if shuffle else None  # type: ignore[arg-type]
+        size = len(dataset)  # type: ignore[arg-type]
+        # a training batch of one item breaks batch normalization: such a last batch waits for the next epoch
+        lone_last = shuffle and size > 1 and size % self.config.batch_size == 1
         return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, shuffle=False,
                           collate_fn=self.collate_fn(),
-                          num_workers=self.config.num_workers, drop_last=False,
+                          num_workers=self.config.num_workers, drop_last=lone_last,
                           pin_memory=self.device_choice.is_cuda, persistent_workers=self.config.num_workers > 0)
 
     def _make_scheduler(self) -> Any:
