@@ -356,8 +356,10 @@ def test_image_errors_of_a_patient_named_file_name_it_once_and_log_no_name(tmp_p
     with pytest.raises(MedicalImageError) as info:
         read_medical_image(path)
     assert str(info.value).count(PATIENT_NAME) == 2  # the subject (folder and file), not ITK's text again
-    row = input_error(path, info.value)  # the result row of a test input names the file, the log line does not
-    assert row == {"input": str(path), "error": str(info.value)}
+    row = input_error(path, info.value)  # the result row names the file by its pseudonyms, as does the log line
+    shown = str(path).replace(PATIENT_NAME, pseudonym(PATIENT_NAME))
+    assert row == {"input": shown, "error": str(info.value).replace(str(path), shown)}
+    assert "NGUYEN" not in str(row)
     assert warnings_logged and not any("NGUYEN" in line for line in warnings_logged)
     assert any(pseudonym(path.name) in line for line in warnings_logged)
 

@@ -399,3 +399,37 @@ def test_ivd_crops_asset_reports_counts_contact_sheet_and_checks(crops_root: tup
     assert checks == {COMPLETE_CHECK: True, ON_DISC_CHECK: True}
     crop = root / "processed/classification/images/spider_1_sag_t2_L3.png"
     assert sitk.ReadImage(str(crop)).GetSize() == (96, 96)
+
+
+@pytest.mark.parametrize("where", ["processed/classification", "processed/classification/images"])
+def test_a_file_where_the_crops_folder_belongs_exits_2_naming_it(crops_root: tuple, tmp_path: Path, where: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from spine_lib.cli import main
+
+    source, _ = crops_root
+    root = tmp_path / "data"
+    shutil.copytree(source, root)
+    shutil.rmtree(root / "processed/classification", ignore_errors=True)
+    (root / where).parent.mkdir(parents=True, exist_ok=True)
+    (root / where).write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dataset", "classification", "--base-path", str(root), "--weights-path", str(tmp_path / "w"),
+              "--no-include-phenikaa", "--device", "cpu"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{root / where}: is a file, expected a folder" in err and "Traceback" not in err
+    assert (root / where).read_text() == "a file"
+
+
+def test_a_rerun_sweeps_what_a_killed_build_left(crops_root: tuple, synthetic_root: Path, tmp_path: Path) -> None:
+    source, _ = crops_root
+    root = tmp_path / "data"
+    shutil.copytree(source, root)
+    config = ClassificationDatasetConfig.for_layout(DataLayout(root=root, weights=tmp_path / "w"), device="cpu",
+                                                    include_phenikaa=False)
+    left = config.output_path / "images" / ".spider_1_sag_t2_L1.0123456789abcdef0123456789abcdef.tmp.png"
+    left.parent.mkdir(parents=True, exist_ok=True)
+    left.write_bytes(b"half a png")
+    build_classification_dataset(config)
+    assert not left.exists()
+    assert not [p for p in config.output_path.rglob("*") if ".tmp" in p.name]

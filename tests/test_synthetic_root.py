@@ -101,6 +101,19 @@ def test_spider_masks_pass_their_check_and_a_bad_one_fails(synthetic_root: Path,
     assert outcome.problems == ["1_t2.mha: label values outside the 'spider' schema: [150]", "1_t2.mha: no image with this name"]
 
 
+def test_spider_mask_check_names_unreadable_files_and_goes_on(synthetic_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "SPIDER"
+    shutil.copytree(synthetic_root / "raw/SPIDER", copy)
+    (copy / "images/1_t2.mha").write_bytes(b"ObjectType = Image\nNDims = 3\n")  # its mask is fine
+    (copy / "masks/2_t1.mha").write_bytes(b"")
+    outcome = check_spider_masks(copy)
+    assert outcome.checked == 9 and not outcome.passed
+    assert outcome.problems == ["1_t2.mha: its image cannot be read (empty or damaged file)",
+                                "2_t1.mha: unreadable mask (empty or damaged file)"]
+
+
 def test_rsna_series_read_back_with_written_geometry(synthetic_root: Path) -> None:
     truth = read_truth(synthetic_root, "rsna")
     descriptions = {(r["study_id"], r["series_id"]): r["series_description"]

@@ -6,7 +6,8 @@ log line, Dagster metadata, an output file's name) goes through one of these fun
 
 - :func:`pseudonym`: a file or folder name as it may be shown: an ID-named one (``250010139.png``) as it is,
   any other a stable ``phi-<hash>`` with its suffix kept.
-- :func:`safe_path`: a path of the PHI zone shown by its name's pseudonym (folders above it dropped).
+- :func:`safe_path`: a path of the PHI zone shown by its name's pseudonym (folders above it dropped);
+  :func:`shown_path` keeps the whole path, each part that may be a name by its pseudonym.
 - :func:`redact`: free text (a library's error message, a log line) with every patient-like name in it, and
   every spelling of the names it is given, replaced by pseudonyms.
 - :func:`spellings`: the forms a name or a date takes in files and logs (NFC, NFD, ASCII, ``_`` and DICOM ``^``
@@ -22,7 +23,8 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path, PurePath
 
-__all__ = ["PSEUDONYM_PREFIX", "date_spellings", "is_identifier", "pseudonym", "redact", "safe_path", "spellings"]
+__all__ = ["PSEUDONYM_PREFIX", "date_spellings", "is_identifier", "pseudonym", "redact", "safe_path", "shown_path",
+           "spellings"]
 
 #: what a pseudonym starts with
 PSEUDONYM_PREFIX = "phi"
@@ -105,6 +107,19 @@ def safe_path(path: str | Path) -> str:
     """
     name = PurePath(path).name
     return name if is_identifier(name) or (not _NAME_LIKE.search(name) and _looks_structural(name)) else pseudonym(name)
+
+
+def shown_path(path: str | Path) -> str:
+    """A whole path as it may be shown outside the PHI zone: every part that may be a patient's name (by the rule
+    of :func:`safe_path`) replaced by its pseudonym, the other parts kept.
+
+    Example:
+        >>> shown_path("/data/inputs/NGUYEN_VAN_SON_20250718/1_t2.mha")
+        '/data/inputs/phi-c9186f3a18a22649/1_t2.mha'
+    """
+    parts = PurePath(path).parts
+    shown = [part if part in ("/", "\\") or part.endswith((":\\", ":/")) else safe_path(part) for part in parts]
+    return str(PurePath(*shown)) if shown else str(path)
 
 
 def _looks_structural(name: str) -> bool:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spine_lib.core.phi import safe_path, shown_path
 from spine_lib.errors import ConfigError, InputPathError, UnsupportedFormatError
 from spine_lib.io.atomic import atomic_write_text
 from spine_lib.io.formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, image_suffix
@@ -55,7 +56,7 @@ def disc_inputs(paths: list[Path]) -> list[tuple[str, str, dict[str, Path]]]:
     for path in paths:
         match = CROP_NAME.match(path.name)
         if match is None:
-            discs[str(path)] = (path.stem, "", {"image": path})
+            discs[str(path)] = (Path(safe_path(path)).stem, "", {"image": path})
             continue
         patient, level, series = match["patient"], match["level"], {}
         disc = f"{match['source']}_{patient}_L{level}"
@@ -151,7 +152,7 @@ def series_inputs(path: Path, localizer: DiscLocalizer) -> tuple[list[tuple[str,
     for level, point in localization.points.items():
         crop, box = disc_crop(pixels, (point.x, point.y), volume.pixel_spacing)
         arrays.append(np.round(np.moveaxis(construct_3channel(crop), 0, -1) * 255).astype(np.uint8))
-        discs.append((path.name, str(phenikaa_ivd_label(level)), {"series": path}))
+        discs.append((safe_path(path), str(phenikaa_ivd_label(level)), {"series": path}))
         located.append({"level": level, "x": round(point.x, 2), "y": round(point.y, 2),
                         "slice_index": localization.slice_index, "crop_box": [round(v, 2) for v in (
                             box.x0, box.y0, box.x1, box.y1)], "localization_run_id": localization.run_id})
@@ -219,12 +220,12 @@ def run_grading_test(config: ModelTestConfig) -> dict[str, Any]:
             classes = config.class_names or [str(i) for i in range(len(output["probabilities"][n]))]
             grades = {"class": output["predictions"][n], "class_name": classes[output["predictions"][n]]}
             probabilities = {"class": output["probabilities"][n]}
-        row = {"patient_id": patient, "ivd_level": level, "inputs": {k: str(v) for k, v in files.items()},
+        row = {"patient_id": patient, "ivd_level": level, "inputs": {k: shown_path(v) for k, v in files.items()},
                "grades": grades, "probabilities": probabilities}
         if located[n] is not None:
             row["localization"] = located[n]
         rows.append(row)
-    order = {str(path): n for n, path in enumerate(inputs)}
+    order = {shown_path(path): n for n, path in enumerate(inputs)}
     errors.sort(key=lambda e: order.get(e["input"], len(order)))
     result: dict[str, Any] = {
         "task": config.task, "model_path": str(config.model_path), "model": payload["model_name"],

@@ -11,7 +11,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 #: the names :func:`atomic_path` (``.<stem>.<32 hex>.tmp<suffix>``) and :func:`atomic_folder_write`
@@ -98,3 +98,26 @@ def sweep_temporaries(folder: Path) -> list[Path]:
                 (Path(current) / name).unlink(missing_ok=True)
                 swept.append(Path(current) / name)
     return sorted(swept)
+
+
+def check_output_folder(folder: Path, folders: Sequence[str] = (), files: Sequence[str] = ()) -> None:
+    """Fail before anything is written when ``folder`` (or a folder above it, or one of its sub-``folders``) is
+    a file, or one of its ``files`` is a folder.
+
+    Raises:
+        InputPathError: naming the first path of the wrong kind.
+    """
+    from spine_lib.errors import InputPathError
+
+    folder = Path(folder)
+    for path in (folder, *folder.parents):
+        if path.is_dir():
+            break
+        if path.exists() or path.is_symlink():
+            raise InputPathError(path, "is a file, expected a folder")
+    for name in folders:
+        if (folder / name).exists() and not (folder / name).is_dir():
+            raise InputPathError(folder / name, "is a file, expected a folder")
+    for name in files:
+        if (folder / name).is_dir():
+            raise InputPathError(folder / name, "is a folder, expected a file")

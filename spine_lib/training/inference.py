@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from spine_lib.core.phi import redact, safe_path
+from spine_lib.core.phi import redact, safe_path, shown_path
 from spine_lib.errors import ConfigError, InputPathError, SpineVisionError
 from spine_lib.io.atomic import atomic_write_text
 from spine_lib.levels import IDX_TO_LEVEL
@@ -34,7 +34,8 @@ class PredictionError(SpineVisionError):
 
 
 def input_error(path: Path | str, error: Exception) -> dict[str, str]:
-    """The result row of an input that could not be predicted: the input and one sentence naming it and the cause.
+    """The result row of an input that could not be predicted: the input and one sentence naming it and the cause
+    (a part of the path that may be a patient's name shown by its pseudonym, :func:`~spine_lib.core.phi.shown_path`).
 
     Example:
         >>> input_error("a.png", InputPathError("a.png", "input does not exist"))
@@ -46,8 +47,10 @@ def input_error(path: Path | str, error: Exception) -> dict[str, str]:
         message = str(error) if error.subject is not None else f"{path}: {error.cause}"
     else:
         message = f"{path}: cannot use this input ({str(error) or type(error).__name__})"
-    logger.warning("test input {} not predicted: {}", safe_path(path), redact(message.split(": ", 1)[-1]))
-    return {"input": str(path), "error": message}
+    shown = shown_path(path)
+    message = redact(message.replace(str(path), shown))
+    logger.warning("test input {} not predicted: {}", safe_path(path), message.split(": ", 1)[-1])
+    return {"input": shown, "error": message}
 
 
 def outcome(inputs: int, errors: list[dict[str, str]]) -> dict[str, Any]:
@@ -144,7 +147,7 @@ def run_model_test(config: ModelTestConfig) -> dict[str, Any]:
             px = output["coords_pixel"][row].tolist()
             height, width = output["original_sizes"][image_index]
             rows.append({
-                "input": str(config.inputs[kept[image_index]]), "level_idx": level,
+                "input": shown_path(config.inputs[kept[image_index]]), "level_idx": level,
                 "level": IDX_TO_LEVEL.get(level, str(level)),
                 "relative_x": round(rel[0], 6), "relative_y": round(rel[1], 6),
                 "x": round(px[0], 2), "y": round(px[1], 2), "width": width, "height": height,

@@ -38,7 +38,7 @@ from spine_lib.datasets.classification.discs import (
 from spine_lib.errors import ConfigError, SpineVisionError
 from spine_lib.formats import classification as fmt
 from spine_lib.inference.disc_crops import crop_box, cut_crop, disc_point_from_mask, windowed
-from spine_lib.io.atomic import atomic_path, atomic_write_text
+from spine_lib.io.atomic import atomic_path, atomic_write_text, check_output_folder, sweep_temporaries
 from spine_lib.io.records import write_records_csv
 from spine_lib.levels import LEVELS, phenikaa_ivd_label, spider_disc_value
 
@@ -174,6 +174,8 @@ def build_classification_dataset(config: ClassificationDatasetConfig,
     start = time.perf_counter()
     output = config.output_path
     images = output / fmt.IMAGES_FOLDER
+    check_output_folder(output, folders=(fmt.IMAGES_FOLDER,), files=(fmt.ANNOTATIONS_FILE, fmt.REJECTS_FILE))
+    sweep_temporaries(output)  # what a killed run left half-written
     images.mkdir(parents=True, exist_ok=True)
     patients: list[PatientInput] = []
     loose: list[Reject] = []

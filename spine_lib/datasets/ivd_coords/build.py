@@ -42,7 +42,7 @@ from spine_lib.datasets.ivd_coords.resolve import (
 )
 from spine_lib.errors import ConfigError, InputPathError, TabularDataError
 from spine_lib.formats import ivd_coords as fmt
-from spine_lib.io.atomic import sweep_temporaries
+from spine_lib.io.atomic import check_output_folder, sweep_temporaries
 from spine_lib.io.records import write_records_csv
 from spine_lib.levels import LEVEL_TO_IDX, check_level
 from spine_lib.sources import lumbar_coords, rsna
@@ -75,17 +75,8 @@ def check_output(config: IVDDatasetConfig) -> None:
     name = config.output_name
     if not name or name in (".", "..") or Path(name).name != name:
         raise ConfigError(None, f"output name {name!r} must be a folder name (under {config.layout.processed})")
-    for path in (config.output_path, *config.output_path.parents):
-        if path.is_dir():
-            break
-        if path.exists() or path.is_symlink():
-            raise InputPathError(path, "is a file, expected a folder")
-    images = config.output_path / fmt.IMAGES_FOLDER
-    if images.exists() and not images.is_dir():
-        raise InputPathError(images, "is a file, expected a folder")
-    for path in (config.annotations_path, config.rejects_path):
-        if path.is_dir():
-            raise InputPathError(path, "is a folder, expected a file")
+    check_output_folder(config.output_path, folders=(fmt.IMAGES_FOLDER,),
+                        files=(config.annotations_path.name, config.rejects_path.name))
 
 
 def read_inputs(config: IVDDatasetConfig) -> BuildInputs:
