@@ -150,7 +150,7 @@ def test_dataset_phenikaa_command(synthetic_root: Path, tmp_path: Path) -> None:
     result = run_cli("dataset", "phenikaa", "--data-path", "Phenikaa", "--output-path", "out", "--interim-path",
                      "interim", "--corrupted-ids", "25001", "--image-export", "hardlink", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "matched                6" in result.stdout
+    assert re.search(r"^matched +6$", result.stdout, re.MULTILINE)
     assert sorted(p.name for p in (tmp_path / "interim").iterdir()) == [
         "matches.csv", "rejects.csv", "report_fields.csv", "reports",
     ]
@@ -161,4 +161,4 @@ def test_dataset_phenikaa_command(synthetic_root: Path, tmp_path: Path) -> None:
 def test_dataset_phenikaa_reports_a_missing_inbox(tmp_path: Path) -> None:
     result = run_cli("dataset", "phenikaa", "--data-path", "nowhere", cwd=tmp_path)
     assert result.returncode == 2
-    assert "nowhere/reports: reports folder does not exist" in result.stderr
+    assert "nowhere/reports: the Phenikaa export's reports/ folder does not exist" in result.stderr

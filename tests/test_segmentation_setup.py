@@ -60,7 +60,9 @@ def fake_dataset(tmp_path: Path, cases: list[str]) -> SegmentationTrainConfig:
     for case in cases:
         (dataset / "imagesTr" / f"{case}_0000.nii.gz").write_bytes(b"i")
         (dataset / "labelsTr" / f"{case}.nii.gz").write_bytes(b"l")
-    (dataset / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz"}))
+    (dataset / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz", "channel_names": {"0": "MRI"},
+                                                      "labels": {"background": 0, "disc": 1},
+                                                      "numTraining": len(cases)}))
     return SegmentationTrainConfig(data_path=dataset, preprocessed_path=tmp_path / "pre", results_path=tmp_path / "res")
 
 

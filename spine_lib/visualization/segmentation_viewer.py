@@ -75,7 +75,7 @@ def visualize_segmentations(config: VisualizeConfig) -> VisualizeReport:
     """Segment each input and write its view; an input that fails is reported and the batch carries on."""
     from loguru import logger
 
-    from spine_lib.core.phi import redact
+    from spine_lib.core.phi import redact, safe_path
     from spine_lib.inference.segmentation import NNUNetSegmentation
     from spine_lib.io.readers import read_medical_image
     from spine_lib.visualization.plotly_viewer import PlotlyViewer
@@ -93,7 +93,7 @@ def visualize_segmentations(config: VisualizeConfig) -> VisualizeReport:
         except SpineVisionError as error:
             if not config.batch:
                 raise
-            name, cause = view_name(path), redact(error.cause)
+            name, cause = safe_path(path), redact(error.cause)
             logger.warning("{}: {}", name, cause)
             report.failed.append((name, cause))
             continue
