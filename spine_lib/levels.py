@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 LEVELS: tuple[str, ...] = ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
 LEVEL_TO_IDX: dict[str, int] = {level: i for i, level in enumerate(LEVELS)}
 IDX_TO_LEVEL: dict[int, str] = dict(enumerate(LEVELS))
@@ -34,7 +36,8 @@ SPIDER_CANAL = 100
 
 
 def check_level(level: str) -> str:
-    """``level`` if it is one of :data:`LEVELS` (accepts ``'l4_l5'``, ``'L4-L5'``, ``' l4/l5 '``).
+    """``level`` if it is one of :data:`LEVELS` (accepts ``'l4_l5'``, ``'L4-L5'``, ``' l4/l5 '``, and the
+    shorthand of tables that leave the lower vertebra's letter out, ``'L4/5'``, or the separator, ``'L4L5'``).
 
     Args:
         level: a level name in any of the spellings the sources use.
@@ -46,14 +49,17 @@ def check_level(level: str) -> str:
         ValueError: not a lumbar level.
 
     Example:
-        >>> check_level("l4_l5"), check_level(" L5-S1 ")
-        ('L4/L5', 'L5/S1')
+        >>> check_level("l4_l5"), check_level(" L5-S1 "), check_level("L4/5"), check_level("l3l4")
+        ('L4/L5', 'L5/S1', 'L4/L5', 'L3/L4')
         >>> check_level("T12/L1")
         Traceback (most recent call last):
             ...
         ValueError: unknown level 'T12/L1'; expected one of L1/L2, L2/L3, L3/L4, L4/L5, L5/S1
     """
     name = level.strip().upper().replace("_", "/").replace("-", "/")
+    shorthand = re.fullmatch(r"L([1-4])/?L?([2-5])", name)
+    if shorthand and int(shorthand[2]) == int(shorthand[1]) + 1:
+        name = f"L{shorthand[1]}/L{shorthand[2]}"
     if name not in LEVEL_TO_IDX:
         raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
     return name

@@ -17,7 +17,8 @@ from spine_lib.datasets.ivd_coords import IVDDatasetConfig, IVDDatasetReport, bu
 from spine_lib.datasets.ivd_coords.images import ImageTask, convert_image
 from spine_lib.errors import ConfigError, InputPathError, SpineVisionError, TabularDataError
 from spine_lib.io.atomic import is_temporary
-from spine_lib.io.tabular import load_tabular_data, read_csv_text
+from spine_lib.io.records import read_csv_text
+from spine_lib.io.tabular import load_tabular_data
 from spine_lib.sources.rsna import check_rsna_coordinates, describe_rsna
 from tests.ivd_coords_support import make_rsna_root, read_csv, sagittal_rows, write_csv
 
@@ -367,3 +368,15 @@ def test_rsna_source_check_reports_a_broken_table_instead_of_crashing(rsna_root:
     path.write_bytes(PNG_BYTES)
     with pytest.raises(TabularDataError, match=r"train_label_coordinates\.csv: not a CSV text table"):
         describe_rsna(source)
+
+
+def test_record_tables_in_latin1_are_read_and_binary_ones_refused(tmp_path: Path) -> None:
+    from spine_lib.errors import TabularDataError
+    from spine_lib.io.records import read_records_csv
+
+    path = tmp_path / "radiological_gradings.csv"
+    path.write_bytes("Patient,Note\n1,dégénéré\n".encode("latin-1"))
+    assert read_records_csv(path, required=["Patient"]) == [{"Patient": "1", "Note": "dégénéré"}]
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(TabularDataError, match="not a CSV text table"):
+        read_records_csv(path)

@@ -5,6 +5,7 @@ Every table the project writes (annotations, rejects, matches, manifests of coun
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import io
@@ -12,10 +13,83 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from pydantic import BaseModel
 
-from spine_lib.errors import TabularDataError
+from spine_lib.core.phi import safe_path
+from spine_lib.errors import InputPathError, TabularDataError
 from spine_lib.io.atomic import atomic_write_text
+
+#: encodings a CSV file that is not UTF-8 is read with, in order (exports of older Windows tools)
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+#: bytes looked at to tell a text table from a binary file, and the share of control bytes that makes it binary
+BINARY_SAMPLE = 8192
+BINARY_CONTROL_SHARE = 0.05
+_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D} | {0x7F}
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvText:
+    """The decoded text of a CSV file and the encoding it was read with (``utf-8``, with or without a BOM)."""
+
+    text: str
+    encoding: str
+
+    @property
+    def is_utf8(self) -> bool:
+        return self.encoding == "utf-8"
+
+
+def read_csv_text(path: Path) -> CsvText:
+    r"""The text of a CSV file: UTF-8 (a byte-order mark ignored; a UTF-16 one honoured), else Windows-1252 or
+    Latin-1 with a warning in the log.
+
+    Raises:
+        InputPathError: the file does not exist, is a folder or cannot be read.
+        TabularDataError: the file is binary (not a CSV text table).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "coordinates.csv"
+        >>> _ = path.write_bytes("level,note\nL4/L5,d\u00e9g\u00e9n\u00e9r\u00e9\n".encode("latin-1"))
+        >>> table = read_csv_text(path)
+        >>> table.encoding, table.text.splitlines()[1]
+        ('cp1252', 'L4/L5,dégénéré')
+        >>> _ = path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+        >>> read_csv_text(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        spine_lib.errors.TabularDataError: .../coordinates.csv: not a CSV text table (binary content)
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputPathError(path, "file does not exist")
+    if not path.is_file():
+        raise InputPathError(path, "is a folder, expected a CSV file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputPathError(path, f"cannot read file ({error.strerror or type(error).__name__})") from error
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return CsvText(data.decode("utf-16"), "utf-16")
+        except UnicodeDecodeError as error:
+            raise TabularDataError(path, f"not a CSV text table (invalid UTF-16 at byte {error.start})") from error
+    sample = data[:BINARY_SAMPLE]
+    if b"\x00" in sample or sum(b in _CONTROL_BYTES for b in sample) > BINARY_CONTROL_SHARE * len(sample):
+        raise TabularDataError(path, "not a CSV text table (binary content)")
+    try:
+        return CsvText(data.decode("utf-8-sig"), "utf-8")
+    except UnicodeDecodeError as error:
+        position = error.start
+    for encoding in FALLBACK_ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        logger.warning("{}: not UTF-8 (byte {}); read as {}", safe_path(path), position, encoding)
+        return CsvText(text, encoding)
+    raise TabularDataError(path, f"not UTF-8 (byte {position}) nor any of {', '.join(FALLBACK_ENCODINGS)}")
 
 
 def as_record(item: Mapping[str, Any] | BaseModel | Any) -> dict[str, Any]:
@@ -76,7 +150,8 @@ def write_records_csv(
 
 
 def read_records_csv(path: Path, required: Sequence[str] = (), missing_ok: bool = True) -> list[dict[str, str]]:
-    r"""The rows of a CSV file as dicts of strings (a UTF-8 byte-order mark is ignored).
+    r"""The rows of a CSV file as dicts of strings (decoded by :func:`read_csv_text`: UTF-8 with or without a
+    byte-order mark, UTF-16 with one, else Windows-1252/Latin-1 with a warning; a binary file is refused).
 
     Args:
         path: the CSV file.
@@ -87,7 +162,8 @@ def read_records_csv(path: Path, required: Sequence[str] = (), missing_ok: bool 
         One dict per row, keyed by the header; every value a string (empty cells are ``''``).
 
     Raises:
-        TabularDataError: a required column is missing, or the file is absent and ``missing_ok`` is False.
+        TabularDataError: a required column is missing, the file is binary, or it is absent and ``missing_ok``
+            is False.
 
     Example:
         >>> import tempfile
@@ -107,8 +183,7 @@ def read_records_csv(path: Path, required: Sequence[str] = (), missing_ok: bool 
         if missing_ok:
             return []
         raise TabularDataError(path, "file does not exist")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if missing := [c for c in required if c not in (reader.fieldnames or [])]:
-            raise TabularDataError(path, f"missing column(s) {', '.join(missing)}")
-        return list(reader)
+    reader = csv.DictReader(io.StringIO(read_csv_text(path).text, newline=""))
+    if missing := [c for c in required if c not in (reader.fieldnames or [])]:
+        raise TabularDataError(path, f"missing column(s) {', '.join(missing)}")
+    return list(reader)

@@ -6,10 +6,10 @@ with its source file, row number and the reason.
 
 from __future__ import annotations
 
-import codecs
 import io
 import math
 import re
+import unicodedata
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,16 +18,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from loguru import logger
 
-from spine_lib.core.phi import safe_path
 from spine_lib.errors import InputPathError, TabularDataError, UnsupportedFormatError
 from spine_lib.io.atomic import atomic_write_bytes
+from spine_lib.io.records import read_csv_text
 from spine_lib.labels.gradings import (
+    FLAG_WORDS,
     IVD_LABEL,
     MODIC,
     MODIC_TYPES,
     PATIENT_ID,
+    PFIRRMANN_GRADE,
+    ROMAN_GRADES,
     VALUE_RANGES,
     normalize_column_name,
     one_hot_column,
@@ -40,12 +42,6 @@ REASON = "reason"
 MULTI_VALUE_SEPARATORS = re.compile(r"\s*[&,;+/]\s*|\s+")
 #: How an integer cell is written as text: ``3``, ``+3``, ``3.0`` (not ``1e0``, ``0_1`` nor other scripts' digits).
 PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
-#: encodings a CSV file that is not UTF-8 is read with, in order (exports of older Windows tools)
-FALLBACK_ENCODINGS = ("cp1252", "latin-1")
-#: bytes looked at to tell a text table from a binary file, and the share of control bytes that makes it binary
-BINARY_SAMPLE = 8192
-BINARY_CONTROL_SHARE = 0.05
-_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D} | {0x7F}
 
 
 @dataclass
@@ -74,70 +70,6 @@ class TabularData:
         """How many rows were dropped for each kind of reason (the reason's text before any colon)."""
         kinds = self.dropped[REASON].str.split(":").str[0] if len(self.dropped) else pd.Series(dtype=str)
         return {str(k): int(v) for k, v in kinds.value_counts().sort_index().items()}
-
-
-@dataclass(frozen=True)
-class CsvText:
-    """The decoded text of a CSV file and the encoding it was read with (``utf-8``, with or without a BOM)."""
-
-    text: str
-    encoding: str
-
-    @property
-    def is_utf8(self) -> bool:
-        return self.encoding == "utf-8"
-
-
-def read_csv_text(path: Path) -> CsvText:
-    r"""The text of a CSV file: UTF-8 (a byte-order mark ignored; a UTF-16 one honoured), else Windows-1252 or
-    Latin-1 with a warning in the log.
-
-    Raises:
-        InputPathError: the file does not exist, is a folder or cannot be read.
-        TabularDataError: the file is binary (not a CSV text table).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "coordinates.csv"
-        >>> _ = path.write_bytes("level,note\nL4/L5,d\u00e9g\u00e9n\u00e9r\u00e9\n".encode("latin-1"))
-        >>> table = read_csv_text(path)
-        >>> table.encoding, table.text.splitlines()[1]
-        ('cp1252', 'L4/L5,dégénéré')
-        >>> _ = path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-        >>> read_csv_text(path)  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-            ...
-        spine_lib.errors.TabularDataError: .../coordinates.csv: not a CSV text table (binary content)
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputPathError(path, "file does not exist")
-    if not path.is_file():
-        raise InputPathError(path, "is a folder, expected a CSV file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputPathError(path, f"cannot read file ({error.strerror or type(error).__name__})") from error
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return CsvText(data.decode("utf-16"), "utf-16")
-        except UnicodeDecodeError as error:
-            raise TabularDataError(path, f"not a CSV text table (invalid UTF-16 at byte {error.start})") from error
-    sample = data[:BINARY_SAMPLE]
-    if b"\x00" in sample or sum(b in _CONTROL_BYTES for b in sample) > BINARY_CONTROL_SHARE * len(sample):
-        raise TabularDataError(path, "not a CSV text table (binary content)")
-    try:
-        return CsvText(data.decode("utf-8-sig"), "utf-8")
-    except UnicodeDecodeError as error:
-        position = error.start
-    for encoding in FALLBACK_ENCODINGS:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        logger.warning("{}: not UTF-8 (byte {}); read as {}", safe_path(path), position, encoding)
-        return CsvText(text, encoding)
-    raise TabularDataError(path, f"not UTF-8 (byte {position}) nor any of {', '.join(FALLBACK_ENCODINGS)}")
 
 
 def table_files(table_path: Path) -> list[Path]:
@@ -214,6 +146,30 @@ def parse_int(value: Any) -> int:
     if not number.is_integer():
         raise ValueError(value)
     return int(number)
+
+
+def parse_grade(column: str, value: Any) -> int:
+    """A graded cell as its integer: a number (:func:`parse_int`), a flag word in a binary column (``yes``,
+    ``không``: :data:`~spine_lib.labels.gradings.FLAG_WORDS`), a Roman numeral for Pfirrmann (``III``).
+
+    Example:
+        >>> parse_grade("disc_herniation", "Có"), parse_grade("disc_bulging", " no "), parse_grade("pfirrmann_grade", "IV")
+        (1, 0, 4)
+        >>> parse_grade("pfirrmann_grade", "yes")
+        Traceback (most recent call last):
+            ...
+        ValueError: yes
+    """
+    if isinstance(value, str):
+        word = value.strip()
+        if VALUE_RANGES.get(column) == (0, 1):
+            folded = "".join(c for c in unicodedata.normalize("NFD", word.lower().replace("đ", "d"))
+                             if not unicodedata.combining(c))
+            if folded in FLAG_WORDS:
+                return FLAG_WORDS[folded]
+        if column == PFIRRMANN_GRADE and word.upper() in ROMAN_GRADES:
+            return ROMAN_GRADES[word.upper()]
+    return parse_int(value)
 
 
 def parse_multi(value: Any, allowed: Sequence[int]) -> set[int]:
@@ -380,7 +336,7 @@ def row_problem(
         elif column in VALUE_RANGES:
             low, high = VALUE_RANGES[column]
             try:
-                number = parse_int(value)
+                number = parse_grade(column, value)
             except ValueError:
                 return f"bad value: {column}={value!r} is not an integer"
             if not low <= number <= high:

@@ -47,6 +47,11 @@ VALUE_RANGES: dict[str, tuple[int, int]] = {
     PFIRRMANN_GRADE: (1, 5),
 }
 
+#: Words a binary cell may hold instead of 1/0 (compared without case or diacritics; ``có``/``không``: Vietnamese)
+FLAG_WORDS: dict[str, int] = {"yes": 1, "no": 0, "y": 1, "n": 0, "true": 1, "false": 0, "co": 1, "khong": 0}
+#: Roman numerals a Pfirrmann cell may hold (``III``)
+ROMAN_GRADES: dict[str, int] = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+
 #: Modic types that a one-hot encoding spreads over ``modic_1..modic_3`` (type 0 sets none of them).
 MODIC_TYPES: tuple[int, ...] = (1, 2, 3)
 

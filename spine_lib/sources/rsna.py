@@ -82,7 +82,7 @@ def load_series_mapping(path: Path) -> SeriesMapping:
     Rows whose ids are not integers are ignored (a real file has none); a missing file or column, a binary file
     and a file without rows are errors. A file that is not UTF-8 is read as Windows-1252/Latin-1 (logged).
     """
-    from spine_lib.io.tabular import read_csv_text
+    from spine_lib.io.records import read_csv_text
 
     path = Path(path)
     if not path.is_file():
@@ -141,7 +141,7 @@ def read_rsna_table(path: Path, required: Sequence[str] = ()) -> list[dict[str, 
     Raises:
         TabularDataError: the file is not a CSV text table, or lacks a ``required`` column.
     """
-    from spine_lib.io.tabular import read_csv_text
+    from spine_lib.io.records import read_csv_text
 
     path = Path(path)
     if not path.is_file():

@@ -85,7 +85,7 @@ def read_coordinate_table(path: Path, source: str) -> CoordinateTable:
         InputPathError: the file does not exist or is a folder.
         TabularDataError: the file is not a CSV text table, lacks a required column or has no rows.
     """
-    from spine_lib.io.tabular import read_csv_text
+    from spine_lib.io.records import read_csv_text
 
     path = Path(path)
     text = read_csv_text(path)
