@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import date
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 __all__ = ["PSEUDONYM_PREFIX", "date_spellings", "is_identifier", "pseudonym", "redact", "safe_path", "shown_path",
            "spellings"]
@@ -94,13 +94,13 @@ def pseudonym(name: str, prefix: str = PSEUDONYM_PREFIX) -> str:
     return f"{prefix}-{digest}{suffix}"
 
 
-def safe_path(path: str | Path) -> str:
+def safe_path(path: str | PurePath) -> str:
     """A file or folder of the PHI zone as it may be shown outside it: the pseudonym of its name.
 
     The folders above it are left out (they may be named after the patient too); a name that is an ID stays.
 
     Example:
-        >>> safe_path(Path("raw/Phenikaa/images/NGUYEN_VAN_SON_20250718/IMG0001.dcm"))
+        >>> safe_path(PurePath("raw/Phenikaa/images/NGUYEN_VAN_SON_20250718/IMG0001.dcm"))
         'IMG0001.dcm'
         >>> safe_path("raw/Phenikaa/images/NGUYEN_VAN_SON_20250718")
         'phi-c9186f3a18a22649'
@@ -109,7 +109,7 @@ def safe_path(path: str | Path) -> str:
     return name if is_identifier(name) or (not _NAME_LIKE.search(name) and _looks_structural(name)) else pseudonym(name)
 
 
-def shown_path(path: str | Path) -> str:
+def shown_path(path: str | PurePath) -> str:
     """A whole path as it may be shown outside the PHI zone: every part that may be a patient's name (by the rule
     of :func:`safe_path`) replaced by its pseudonym, the other parts kept.
 
@@ -119,7 +119,7 @@ def shown_path(path: str | Path) -> str:
     """
     parts = PurePath(path).parts
     shown = [part if part in ("/", "\\") or part.endswith((":\\", ":/")) else safe_path(part) for part in parts]
-    return str(PurePath(*shown)) if shown else str(path)
+    return PurePath(*shown).as_posix() if shown else str(path)
 
 
 def _looks_structural(name: str) -> bool:
@@ -158,8 +158,9 @@ def date_spellings(day: date) -> set[str]:
     return {day.strftime(fmt) for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%Y%m%d", "%d.%m.%Y", "%d-%m-%Y", "%Y/%m/%d")}
 
 
-def redact(text: str, names: Iterable[str] = ()) -> str:
-    """``text`` with every patient-like name in it (and every spelling of ``names``) replaced by a pseudonym.
+def redact(text: str, names: Iterable[str] = (), paths: Iterable[str | PurePath] = ()) -> str:
+    """``text`` with every patient-like name in it (and every spelling of ``names``, and each part of ``paths``
+    that :func:`safe_path` would hide) replaced by a pseudonym.
 
     Patient-like: two or more capitalised words of letters joined by ``_``, ``^`` or spaces, most of them
     Vietnamese syllables, with the birth year, exam date and export counter that folder names append
@@ -171,7 +172,18 @@ def redact(text: str, names: Iterable[str] = ()) -> str:
         'cannot read raw/images/phi-c9186f3a18a22649/x.dcm (bad header)'
         >>> redact("patient le van an seen", names=["Lê Văn An"])
         'patient phi-0c4a8d981bcff1de seen'
+
+        A path the caller knows is patient-named, whatever its shape (``LE_THI_HOA_report.png`` has a lower-case
+        word, so the pattern alone would let it through):
+
+        >>> redact("cannot identify image file '/in/LE_THI_HOA_report.png'", paths=["LE_THI_HOA_report.png"])
+        "cannot identify image file '/in/phi-1d09f302e797a83b.png'"
     """
+    for path in paths:
+        anchor = PurePath(path).anchor
+        for part in sorted((p for p in PurePath(path).parts if p != anchor), key=len, reverse=True):
+            if (shown := safe_path(part)) != part:
+                text = text.replace(part, shown)
     for name in names:
         forms = spellings(name) | {form.lower() for form in spellings(name)}
         for form in sorted(forms, key=len, reverse=True):

@@ -48,7 +48,7 @@ def input_error(path: Path | str, error: Exception) -> dict[str, str]:
     else:
         message = f"{path}: cannot use this input ({str(error) or type(error).__name__})"
     shown = shown_path(path)
-    message = redact(message.replace(str(path), shown))
+    message = redact(message, paths=[path])
     logger.warning("test input {} not predicted: {}", safe_path(path), message.split(": ", 1)[-1])
     return {"input": shown, "error": message}
 

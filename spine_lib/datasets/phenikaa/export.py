@@ -17,7 +17,7 @@ from pathlib import Path, PurePath
 from loguru import logger
 
 from spine_lib.core.phi import redact
-from spine_lib.datasets.phenikaa.rejects import redacted, reject_row
+from spine_lib.datasets.phenikaa.rejects import reject_row
 from spine_lib.errors import MedicalImageError
 from spine_lib.io.atomic import is_temporary
 
@@ -129,7 +129,7 @@ def _export_file(source: Path, destination: Path, pid: str, mode: str) -> str | 
     except InvalidDicomError:
         return NOT_DICOM
     except Exception as error:  # pydicom raises many types for a damaged file
-        return f"{UNREADABLE} ({type(error).__name__}: {redacted(str(error), source.name)})"
+        return f"{UNREADABLE} ({type(error).__name__}: {redact(str(error), paths=[source.name])})"
     meta = getattr(dataset, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS:
         return DICOMDIR
@@ -151,7 +151,7 @@ def _export_file(source: Path, destination: Path, pid: str, mode: str) -> str | 
     except OSError as error:  # the export's disk, not the input: the job cannot go on
         raise MedicalImageError(destination.parent, f"cannot write the export ({error.strerror or error})") from error
     except Exception as error:  # a header pydicom reads but cannot write back
-        return f"{UNREADABLE} (cannot be written back: {type(error).__name__}: {redacted(str(error), source.name)})"
+        return f"{UNREADABLE} (cannot be written back: {type(error).__name__}: {redact(str(error), paths=[source.name])})"
     return None
 
 

@@ -1,8 +1,9 @@
 """The Phenikaa job's rejects table (``<interim>/rejects.csv``): every item that ended neither matched nor exported.
 
 :func:`reject_row` is the only way a row is made, so no row can carry a patient's name: a file or folder of the
-raw data is shown by its pseudonym (:func:`~spine_lib.core.phi.safe_path`), and every reason and description is redacted (:func:`redacted`: a
-library's error message may quote a patient-named path).
+raw data is shown part by part by its pseudonym (:func:`~spine_lib.core.phi.shown_path`), and every reason and
+description is redacted (:func:`~spine_lib.core.phi.redact`, with the row's own paths: a library's error message
+may quote a patient-named path).
 """
 
 from __future__ import annotations
@@ -10,36 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 
-from spine_lib.core.phi import redact, safe_path
+from spine_lib.core.phi import redact, shown_path
 from spine_lib.io.records import write_records_csv
 
 REJECTS_FILE = "rejects.csv"
 REJECT_COLUMNS = ["stage", "item", "reason"]
-
-
-def shown_path(path: str | PurePath) -> str:
-    """A relative path of the raw data as a rejects row shows it: each part by its pseudonym.
-
-    Example:
-        >>> shown_path(PurePath("NGUYEN_VAN_SON_20250718/SAG_T2/Thumbs.db"))
-        'phi-c9186f3a18a22649/SAG_T2/Thumbs.db'
-    """
-    return "/".join(safe_path(part) for part in PurePath(path).parts)
-
-
-def redacted(text: str, *names: str | PurePath) -> str:
-    """``text`` with each part of the paths ``names`` that :func:`safe_path` would hide replaced by its pseudonym,
-    then :func:`~spine_lib.core.phi.redact`-ed (which finds most patient-like names by their shape only).
-
-    Example:
-        >>> redacted("cannot identify image file '/in/LE_THI_HOA_report.png'", "LE_THI_HOA_report.png")
-        "cannot identify image file '/in/phi-1d09f302e797a83b.png'"
-    """
-    for name in names:
-        for part in sorted(PurePath(name).parts, key=len, reverse=True):
-            if (shown := safe_path(part)) != part:
-                text = text.replace(part, shown)
-    return redact(text)
 
 
 def reject_row(
@@ -47,7 +23,7 @@ def reject_row(
 ) -> dict[str, str]:
     """One row of ``rejects.csv``.
 
-    ``item`` is a file or folder of the raw data (a path: shown by :func:`shown_path`, after its ``folder`` and
+    ``item`` is a file or folder of the raw data (a path: shown by :func:`~spine_lib.core.phi.shown_path`, after its ``folder`` and
     before ``:line`` when given) or a description such as ``"patient 250010139 IVD 3"`` (a ``str``: redacted).
 
     Example:
@@ -62,7 +38,7 @@ def reject_row(
     if line is not None:
         shown = f"{shown}:{line}"
     names = [n for n in (item if isinstance(item, PurePath) else None, folder) if n is not None]
-    return {"stage": stage, "item": shown, "reason": redacted(reason, *names)}
+    return {"stage": stage, "item": shown, "reason": redact(reason, paths=names)}
 
 
 def count_by_stage(rows: Iterable[dict[str, str]]) -> dict[str, int]:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spine_lib.core.markdown import markdown_table
+from spine_lib.core.phi import redact
 from spine_lib.datasets.phenikaa.config import PreprocessConfig
 from spine_lib.datasets.phenikaa.inbox import report_files
-from spine_lib.datasets.phenikaa.rejects import redacted
 from spine_lib.errors import SpineVisionError
 from spine_lib.io.atomic import atomic_write_text, is_temporary, sweep_temporaries
 from spine_lib.io.records import write_records_csv
@@ -170,7 +170,7 @@ def read_report(path: Path, extractor: DocumentExtractor, threshold: float = 80)
 
 def reject(fields: ReportFields, reason: str) -> ReportFields:
     """``fields`` marked rejected; the reason redacted (no patient-named path in it), as every stored reason is."""
-    fields.status, fields.reason = "rejected", redacted(reason, fields.report_file)
+    fields.status, fields.reason = "rejected", redact(reason, paths=[fields.report_file])
     return fields
 
 
@@ -179,7 +179,7 @@ def _record(data: dict[str, Any]) -> ReportFields:
     fields = ReportFields(**data)
     if not isinstance(fields.report_file, str) or not isinstance(fields.reason, str):
         raise TypeError("a report record's report_file and reason are text")
-    fields.reason = redacted(fields.reason, fields.report_file)
+    fields.reason = redact(fields.reason, paths=[fields.report_file])
     return fields
 
 
