@@ -498,7 +498,7 @@ def test_broken_training_datasets_exit_2_before_writing(case: str, tmp_path: Pat
         "empty folder": f"ConfigError: {data}: no annotations.csv",
         "columns": f"TabularDataError: {data / 'annotations.csv'}: missing column(s) image_path, level",
         "no rows": f"ConfigError: {data}: annotations.csv has no rows",
-        "filters": f"ConfigError: {data}: no annotation matches --levels L5/S1 --series-types (all); the dataset "
+        "filters": f"ConfigError: {data}: no row matches --levels L5/S1 --series-types (all); the dataset "
                    "has levels L1/L2, L2/L3 and series types sag_t2",
         "all images": f"InputPathError: {data / 'images'}: every image missing or unreadable (1 of 1; first: images/rsna_",
         "unknown level": "ConfigError: --levels: unknown level 'L9'; expected one of L1/L2, L2/L3, L3/L4, L4/L5, L5/S1",

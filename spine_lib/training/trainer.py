@@ -106,6 +106,24 @@ M = TypeVar("M", bound=BaseModel)
 D = TypeVar("D", bound=Dataset)
 
 
+
+def nothing_matches(table: str, rows: list[Any], filters: dict[str, tuple[list[str] | None, str]]) -> str:
+    """Why a training split holds nothing: ``table`` has no rows, or the filters (``--flag`` -> (values asked,
+    the rows' attribute it filters)) match none; the message lists what the dataset has.
+
+    Example:
+        >>> from types import SimpleNamespace as Row
+        >>> nothing_matches("annotations.csv", [Row(level="L4/L5")], {"levels": (["L1/L2"], "level")})
+        'no row matches --levels L1/L2; the dataset has levels L4/L5'
+    """
+    if not rows:
+        return f"{table} has no rows: nothing to train on"
+    asked = " ".join(f"--{flag.replace('_', '-')} {' '.join(values or ['(all)'])}"
+                     for flag, (values, _) in filters.items())
+    present = " and ".join(f"{flag.replace('_', ' ')} {', '.join(sorted({str(getattr(r, attribute)) for r in rows}))}"
+                           for flag, (_, attribute) in filters.items())
+    return f"no row matches {asked}; the dataset has {present}"
+
 class BaseTrainer(ABC, Generic[C, M, D]):
     """The training loop on Accelerate; tasks fill in the abstract methods and override hooks.
 

@@ -36,11 +36,11 @@ from spine_lib.errors import InputPathError, TabularDataError
 from spine_lib.levels import check_level
 from spine_lib.training.datasets.ivd_coords import (
     CACHE_BYTES,
-    PRELOAD_MAX_IMAGES,
     SPLITS,
     AugmentationRanges,
     Split,
     affine_matrix,
+    check_split_images,
     jitter_intensity,
     split_studies,
 )
@@ -222,29 +222,10 @@ class ClassificationDataset(Dataset[dict[str, Any]]):
                         self.single_sequence - t1_only)
 
     def check_crops(self, discs: Sequence[DiscRecord]) -> list[tuple[str, str]]:
-        """Read the discs' crops into the cache (up to :data:`PRELOAD_MAX_IMAGES`; more are only checked to exist)
-        and return those that cannot be used, with the reason. Every crop of the training split failing
-        raises :class:`InputPathError`: the dataset, not a crop, is broken."""
+        """The discs' crops that cannot be used, with the reason (:func:`check_split_images`)."""
         image_paths = list(dict.fromkeys(p for d in discs for p in d.image_paths.values()))
-        preload = len(image_paths) <= PRELOAD_MAX_IMAGES
-        rejects: list[tuple[str, str]] = []
-        for image_path in image_paths:
-            try:
-                if preload:
-                    self.load_crop(image_path)
-                elif not (self.data_path / image_path).is_file():
-                    raise InputPathError(self.data_path / image_path, "crop image missing or unreadable (no such file)")
-            except InputPathError as error:
-                rejects.append((image_path, error.cause))
-        if rejects:
-            logger.warning("IVD crops ({}): {} of {} crops missing or unreadable, left out", self.split,
-                           len(rejects), len(image_paths))
-        if image_paths and len(rejects) == len(image_paths) and self.split in ("train", "all"):
-            first, reason = rejects[0]
-            raise InputPathError(self.data_path / fmt.IMAGES_FOLDER, f"every crop image missing or unreadable "
-                                                                     f"({len(rejects)} of {len(image_paths)}; first: "
-                                                                     f"{first}: {reason})")
-        return rejects
+        return check_split_images(image_paths, self.load_crop, self.data_path / fmt.IMAGES_FOLDER, self.split,
+                                  f"IVD crops ({self.split})", "crop image")
 
     def preload(self) -> int:
         """Read every crop of the split into the cache now (as far as :data:`CACHE_BYTES` allows); return how many

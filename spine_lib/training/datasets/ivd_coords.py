@@ -20,7 +20,7 @@ image gives the annotated pixel back. Augmentation maps the point ``coords * ima
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -182,6 +182,32 @@ def group_by_image(records: Sequence[IVDRecord], level_indices: npt.NDArray[np.i
     return groups
 
 
+def check_split_images(image_paths: Sequence[str], load: Callable[[str], object], folder: Path, split: str,
+                       what: str, kind: str) -> list[tuple[str, str]]:
+    """Read a split's images with ``load`` (up to :data:`PRELOAD_MAX_IMAGES`; more are only checked to exist)
+    (paths relative to the dataset, ``folder``'s parent) and return those that cannot be used, with the reason.
+    Every image of a training split failing raises
+    :class:`InputPathError`: the dataset, not an image, is broken."""
+    preload = len(image_paths) <= PRELOAD_MAX_IMAGES
+    rejects: list[tuple[str, str]] = []
+    for image_path in image_paths:
+        try:
+            if preload:
+                load(image_path)
+            elif not (folder.parent / image_path).is_file():
+                raise InputPathError(folder.parent / image_path, f"{kind} missing or unreadable (no such file)")
+        except InputPathError as error:
+            rejects.append((image_path, error.cause))
+    if rejects:
+        logger.warning("{}: {} of {} {}s missing or unreadable, left out", what, len(rejects), len(image_paths),
+                       kind)
+    if image_paths and len(rejects) == len(image_paths) and split in ("train", "all"):
+        first, reason = rejects[0]
+        raise InputPathError(folder, f"every {kind} missing or unreadable ({len(rejects)} of {len(image_paths)}; "
+                                     f"first: {first}: {reason})")
+    return rejects
+
+
 class IVDCoordsDataset(Dataset[dict[str, Any]]):
     """Localization items from an IVD coordinates dataset folder (see the module docstring)."""
 
@@ -235,27 +261,9 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         self.groups = group_by_image(self.records, self.level_indices) if group_levels else []
 
     def check_images(self, image_paths: list[str]) -> list[tuple[str, str]]:
-        """Read the split's images into the cache (up to :data:`PRELOAD_MAX_IMAGES`; more are only checked to
-        exist) and return those that cannot be used, with the reason. Every image of the training split failing
-        raises :class:`InputPathError`: the dataset, not an image, is broken."""
-        preload = len(image_paths) <= PRELOAD_MAX_IMAGES
-        rejects: list[tuple[str, str]] = []
-        for image_path in image_paths:
-            try:
-                if preload:
-                    self.load_image(image_path)
-                elif not (self.data_path / image_path).is_file():
-                    raise InputPathError(self.data_path / image_path, "image missing or unreadable (no such file)")
-            except InputPathError as error:
-                rejects.append((image_path, error.cause))
-        if rejects:
-            logger.warning("IVD coordinates dataset ({}): {} of {} images missing or unreadable, left out",
-                           self.split, len(rejects), len(image_paths))
-        if image_paths and len(rejects) == len(image_paths) and self.split in ("train", "all"):
-            first, reason = rejects[0]
-            raise InputPathError(self.data_path / IMAGES_FOLDER, f"every image missing or unreadable ({len(rejects)} "
-                                                                 f"of {len(image_paths)}; first: {first}: {reason})")
-        return rejects
+        """The split's images that cannot be used, with the reason (:func:`check_split_images`)."""
+        return check_split_images(image_paths, self.load_image, self.data_path / IMAGES_FOLDER, self.split,
+                                  f"IVD coordinates dataset ({self.split})", "image")
 
     def preload(self) -> int:
         """Read every image of the split into the cache now (as far as :data:`CACHE_BYTES` allows); return how

@@ -22,7 +22,7 @@ from spine_lib.training.config import ClassificationConfig
 from spine_lib.training.grading import GRADING_HEADS, HEADS, MTLTargets
 from spine_lib.training.registry import ModelRegistry, register_trainer
 from spine_lib.training.runs import BEST_MODEL, TrainingResult
-from spine_lib.training.trainer import BaseTrainer, check_levels
+from spine_lib.training.trainer import BaseTrainer, check_levels, nothing_matches
 
 if TYPE_CHECKING:
     from spine_lib.core.device import DeviceChoice
@@ -99,14 +99,8 @@ class ClassificationTrainer(BaseTrainer[ClassificationConfig, Any, Dataset]):
         """Why the training split holds nothing: an empty annotations table, or filters that match no disc."""
         from spine_lib.training.datasets.classification import read_discs
 
-        discs = read_discs(Path(self.config.data_path))
-        if not discs:
-            return f"{ANNOTATIONS_FILE} has no rows: nothing to train on"
-        config = self.config
-        return (f"no disc matches --levels {' '.join(config.levels or ['(all)'])} --sources "
-                f"{' '.join(config.sources or ['(all)'])}; the dataset has levels "
-                f"{', '.join(sorted({d.level for d in discs}))} and sources "
-                f"{', '.join(sorted({d.source for d in discs}))}")
+        return nothing_matches(ANNOTATIONS_FILE, read_discs(Path(self.config.data_path)),
+                               {"levels": (self.config.levels, "level"), "sources": (self.config.sources, "source")})
 
     def balance(self, train: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str, torch.Tensor] | None]:
         """Per-head class weights (multiclass) and positive weights (binary) from the training split's counts."""

@@ -23,7 +23,7 @@ from spine_lib.training.models.localization import LocalizationModel
 from spine_lib.training.preprocessing import denormalize
 from spine_lib.training.registry import ModelRegistry, register_trainer
 from spine_lib.training.runs import BEST_MODEL, TrainingResult
-from spine_lib.training.trainer import BaseTrainer, check_levels
+from spine_lib.training.trainer import BaseTrainer, check_levels, nothing_matches
 
 if TYPE_CHECKING:
     from spine_lib.core.device import DeviceChoice
@@ -87,14 +87,9 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         """Why the training split holds nothing: an empty annotations table, or filters that match no row."""
         from spine_lib.formats.ivd_coords import read_annotations
 
-        rows = read_annotations(Path(self.config.data_path))
-        if not rows:
-            return f"{ANNOTATIONS_FILE} has no rows: nothing to train on"
-        config = self.config
-        return (f"no annotation matches --levels {' '.join(config.levels or ['(all)'])} --series-types "
-                f"{' '.join(config.series_types or ['(all)'])}; the dataset has levels "
-                f"{', '.join(sorted({r.level for r in rows}))} and series types "
-                f"{', '.join(sorted({r.series_type for r in rows}))}")
+        return nothing_matches(ANNOTATIONS_FILE, read_annotations(Path(self.config.data_path)),
+                               {"levels": (self.config.levels, "level"),
+                                "series_types": (self.config.series_types, "series_type")})
 
     def _unpack_batch(self, batch: Any) -> tuple[Any, torch.Tensor]:
         return {"x": batch["image"], "level_idx": batch["level_idx"]}, batch["coords"]
