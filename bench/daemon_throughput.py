@@ -20,6 +20,7 @@ import json
 import shutil
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 from spine_lib.core.layout import DataLayout
@@ -47,10 +48,49 @@ def copy_phenikaa(synthetic: Path, root: Path, with_reports: bool) -> None:
     (root / "raw/Phenikaa/reports").mkdir(parents=True, exist_ok=True)
 
 
+INBOX_JOBS = ("phenikaa_inbox_job", "phenikaa_report_job")  # what the sensor launches; a click's job
+
+
 def report_runs(postgres: Postgres) -> list[tuple[str, str]]:
     with postgres.connect() as connection:
-        rows = connection.execute("SELECT run_id, status FROM runs WHERE pipeline_name = 'phenikaa_report_job'").fetchall()
+        rows = connection.execute("SELECT run_id, status FROM runs WHERE pipeline_name = ANY(%s)",
+                                  (list(INBOX_JOBS),)).fetchall()
     return [(str(r), str(s)) for r, s in rows]
+
+
+def run_timeline(postgres: Postgres, run_ids: list[str], since: float) -> dict[str, float]:
+    """Seconds from ``since`` (the drop) to the first run's creation (the sensor's request), its start (out of the
+    queue, its process up) and the last run's end."""
+    with postgres.connect() as connection:
+        row = connection.execute("SELECT min(create_timestamp), min(start_time), max(end_time) FROM runs "
+                                 "WHERE run_id = ANY(%s)", (run_ids,)).fetchone()
+    created = row[0].replace(tzinfo=UTC).timestamp() if row and row[0] is not None else float("nan")
+    return {"requested": round(created - since, 1), "started": round(float(row[1]) - since, 1) if row else float("nan"),
+            "ended": round(float(row[2]) - since, 1) if row else float("nan")}
+
+
+def cpu_seconds(deployment: Deployment) -> dict[str, float]:
+    """CPU seconds each service has used so far, its waited-for children (run workers, Tesseract) included."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for name, server in deployment.servers.items():
+        times = psutil.Process(server.process.pid).cpu_times()
+        out[name] = times.user + times.system + times.children_user + times.children_system
+    return out
+
+
+def step_seconds(postgres: Postgres, run_ids: list[str]) -> dict[str, float]:
+    """Seconds from each step's start to its end, summed over the runs, by step (asset) name."""
+    with postgres.connect() as connection:
+        rows = connection.execute(
+            "SELECT step_key, min(timestamp), max(timestamp) FROM event_logs WHERE run_id = ANY(%s) AND "
+            "dagster_event_type IN ('STEP_START', 'STEP_SUCCESS', 'STEP_FAILURE') GROUP BY run_id, step_key",
+            (run_ids,)).fetchall()
+    out: dict[str, float] = {}
+    for step, start, end in rows:
+        out[str(step)] = out.get(str(step), 0.0) + (end - start).total_seconds()
+    return {k: round(v, 1) for k, v in sorted(out.items())}
 
 
 def run_seconds(postgres: Postgres, run_ids: list[str]) -> float:
@@ -111,6 +151,7 @@ def main() -> None:
                 running_deployment(postgres, work / "d1", daemon_root, work / "weights") as deployment:
             raw_assets(deployment)
             before = last_materialization_id(postgres, "phenikaa_patients")
+            cpu_before = cpu_seconds(deployment)
             dropped = time.time()
             for report in reports:
                 shutil.copyfile(report, daemon_root / "raw/Phenikaa/reports" / report.name)
@@ -124,12 +165,17 @@ def main() -> None:
                               interval=1.0)
             daemon_seconds = update.timestamp - dropped
             wait_for_run(deployment, update.run_id, 300)
+            cpu_after = cpu_seconds(deployment)
+            cpu = {name: round(cpu_after[name] - cpu_before[name], 1) for name in cpu_after}
             runs = report_runs(postgres)
-            reading = run_seconds(postgres, [run_id for run_id, _ in runs])
-            matching = run_seconds(postgres, [update.run_id])
-        print(f"daemon runs' own time: reports {reading:.1f} s ({args.reports / reading:.2f} reports/s, "
-              f"{cli_seconds / (reading + matching):.2f}x the CLI with matching), matching {matching:.1f} s; the rest "
-              f"({daemon_seconds - reading - matching:.1f} s) is sensor intervals, the run queue and launches")
+            run_ids = sorted({run_id for run_id, _ in runs} | {update.run_id})
+            own = run_seconds(postgres, run_ids)
+            steps = step_seconds(postgres, run_ids)
+            timeline = run_timeline(postgres, run_ids, dropped)
+        print(f"daemon runs' own time: {own:.1f} s over {len(run_ids)} runs ({cli_seconds / own:.2f}x the CLI), steps "
+              f"{json.dumps(steps)}; the rest ({daemon_seconds - own:.1f} s) is sensor intervals, the run queue "
+              f"and launches; after the drop: {json.dumps(timeline)}; CPU seconds used meanwhile by each service "
+              f"(the code server's include its runs): {json.dumps(cpu)}")
         print(f"daemon: {args.reports} reports in {daemon_seconds:.1f} s ({args.reports / daemon_seconds:.2f} "
               f"reports/s) in {len(runs)} report runs, matched {cli_matched}; "
               f"ratio to the CLI {cli_seconds / daemon_seconds:.2f}x")

@@ -29,7 +29,8 @@ def test_definitions_hold_assets_and_resources() -> None:
                     "phenikaa_patients", "ivd_coords_dataset", "spider_nnunet_dataset", "nnunet_model",
                     "localization_model", "ivd_crops", "classifier_model"}
     assert isinstance(definitions.resources["paths"], DataRoot)  # type: ignore[index]
-    assert {j.name for j in definitions.resolve_all_job_defs()} >= {"phenikaa_report_job", "phenikaa_rematch_job"}
+    assert {j.name for j in definitions.resolve_all_job_defs()} >= {"phenikaa_report_job", "phenikaa_inbox_job",
+                                                                     "phenikaa_rematch_job"}
     assert {j.name for j in definitions.resolve_all_job_defs()} >= {"training_job", "everything_but_reports"}
     checks = {c.name for c in definitions.resolve_asset_graph().asset_check_keys}
     assert {"phenikaa_field_completeness", "phenikaa_match_rate", "phenikaa_one_folder_per_patient",
@@ -141,6 +142,19 @@ def test_every_sensor_and_schedule_runs_in_a_new_instance() -> None:
     assert schedules == {"phenikaa_nightly_rematch": dg.DefaultScheduleStatus.RUNNING}
     automation = definitions.resolve_sensor_def("spine_automation_sensor")
     assert isinstance(automation, dg.AutomationConditionSensorDefinition)
+
+
+def test_every_job_runs_its_steps_in_the_run_process() -> None:
+    """No Python start-up and code-location import per step: the code location's default executor is in-process,
+    for the named jobs and the jobs that sensors and clicks build alike."""
+    definitions = defs()
+    jobs = definitions.resolve_all_job_defs()
+    assert {j.name for j in jobs} >= {"phenikaa_inbox_job", "training_job", "__ASSET_JOB"}
+    assert {j.name: j.executor_def.name for j in jobs} == {j.name: "in_process_or_multiprocess" for j in jobs}
+    executor = jobs[0].executor_def.config_schema.as_field()
+    assert executor.default_value == {"in_process": {}} and set(executor.config_type.fields) == {  # type: ignore[attr-defined]
+        "in_process", "multiprocess"}  # a run may still ask for a process per step
+    assert definitions.resolve_sensor_def("phenikaa_reports_sensor").job_name == "phenikaa_inbox_job"
 
 
 def test_a_read_report_carries_the_eager_chain_down_to_the_patients() -> None:

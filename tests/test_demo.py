@@ -152,8 +152,8 @@ def test_dataset_phenikaa_command(synthetic_root: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^matched +6$", result.stdout, re.MULTILINE)
     assert sorted(p.name for p in (tmp_path / "interim").iterdir()) == [
-        "matches.csv", "rejects.csv", "report_fields.csv", "reports",
-    ]
+        ".matching.lock", "matches.csv", "rejects.csv", "report_fields.csv", "reports",
+    ]  # the lock that keeps two matchings of this data root from overlapping
     first = next((tmp_path / "out/images").rglob("*.dcm"))
     assert first.stat().st_nlink == 2  # hard-linked to the hospital's file
 

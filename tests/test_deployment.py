@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType
 
-from spine_assets.defs.automation import AUTOMATION_SENSOR
 from spine_lib.datasets.phenikaa import report_partition_key
 from spine_lib.synthetic.truth import read_truth
 from tests.deployment_support import (
@@ -132,7 +131,7 @@ def run_tags(flow: Flow, run_id: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in query(flow, "SELECT key, value FROM run_tags WHERE run_id = %s", run_id)}
 
 
-def automation_sensor(flow: Flow) -> str:
+def launching_sensor(flow: Flow) -> str:
     """The sensor that launched the patients' run."""
     return run_tags(flow, flow.patients.run_id)["dagster/sensor_name"]
 
@@ -142,8 +141,9 @@ def test_report_reaches_patients_with_no_click(flow: Flow) -> None:
     assert meta["matched"] == 1
     assert meta["label_rows"] == len(flow.patient["discs"])  # one row per lumbar disc of the matched patient
     assert query(flow, "SELECT status FROM runs WHERE run_id = %s", flow.patients.run_id) == [("SUCCESS",)]
-    # the automation-condition sensor launched it; every sensor was RUNNING from the start, none had to be started
-    assert automation_sensor(flow) == AUTOMATION_SENSOR
+    # the inbox sensor launched it (read, table and matching in one run); every sensor was RUNNING from the start,
+    # none had to be started
+    assert launching_sensor(flow) == INBOX_SENSOR
     assert set(sensor_statuses(flow.deployment).values()) == {"RUNNING"}
     assert flow.sensors_started == []
 
@@ -159,13 +159,27 @@ def test_report_partition_and_its_run_are_in_postgres(flow: Flow) -> None:
     assert query(flow, "SELECT status FROM runs WHERE run_id = %s", run_id) == [("SUCCESS",)]
     tags = run_tags(flow, run_id)
     assert tags.get("dagster/sensor_name") == INBOX_SENSOR or "dagster/backfill" in tags  # the sensor asked for it
+    assert run_id == flow.patients.run_id  # one run read the report and matched
     events = dict(query(flow, "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s"
                               " AND dagster_event_type IS NOT NULL GROUP BY dagster_event_type", run_id))
-    assert events[DagsterEventType.RUN_SUCCESS.value] == 1 and events[DagsterEventType.STEP_SUCCESS.value] == 1
-    # the report's run began after the drop and ended before the patients' run began
-    (report_start, report_end), = query(flow, "SELECT start_time, end_time FROM runs WHERE run_id = %s", run_id)
-    (patients_start,), = query(flow, "SELECT start_time FROM runs WHERE run_id = %s", flow.patients.run_id)
-    assert flow.dropped_at < report_start < report_end <= patients_start
+    assert events[DagsterEventType.RUN_SUCCESS.value] == 1
+    steps = dict(query(flow, "SELECT step_key, max(timestamp) FROM event_logs WHERE run_id = %s AND "
+                             "dagster_event_type = %s GROUP BY step_key", run_id, DagsterEventType.STEP_SUCCESS.value))
+    assert set(steps) == {"phenikaa_report", "phenikaa_report_table", "phenikaa_patients",
+                          "phenikaa_report_table_phenikaa_field_completeness", "phenikaa_patient_checks"}
+    starts = dict(query(flow, "SELECT step_key, min(timestamp) FROM event_logs WHERE run_id = %s AND "
+                              "dagster_event_type = %s GROUP BY step_key", run_id, DagsterEventType.STEP_START.value))
+    # every step ran in the run's own process (the code location's default executor), none in a process of its own
+    pids = {str(kind): {json.loads(body)["dagster_event"]["pid"] for (body,) in query(
+        flow, "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = %s", run_id, kind)}
+        for kind in (DagsterEventType.RUN_START.value, DagsterEventType.STEP_START.value)}
+    assert len(pids[DagsterEventType.RUN_START.value]) == 1
+    assert pids[DagsterEventType.STEP_START.value] == pids[DagsterEventType.RUN_START.value]
+    # the run began after the drop; the report was read before the table, the table written before the matching
+    (report_start,), = query(flow, "SELECT start_time FROM runs WHERE run_id = %s", run_id)
+    assert flow.dropped_at < report_start
+    assert steps["phenikaa_report"] <= starts["phenikaa_report_table"]
+    assert steps["phenikaa_report_table"] <= starts["phenikaa_patients"]
 
 
 def test_sensor_cursor_and_ticks_are_in_postgres(flow: Flow) -> None:
@@ -184,10 +198,7 @@ def test_sensor_cursor_and_ticks_are_in_postgres(flow: Flow) -> None:
     added = [key for t in requested for result in t.dynamic_partitions_request_results
              for key in result.added_partitions or []]
     assert added == [flow.report_key]
-    automation = next(s for s in states if s.name == automation_sensor(flow))
-    automation_ticks = [deserialize_value(body, TickData) for (body,) in
-                        query(flow, "SELECT tick_body FROM job_ticks WHERE selector_id = %s", automation.selector_id)]
-    assert any(flow.patients.run_id in t.run_ids for t in automation_ticks)  # the automation sensor launched it
+    assert [t.run_ids for t in requested] == [[flow.patients.run_id]]  # that tick's one run matched the patients
 
 
 def test_no_phi_in_postgres(flow: Flow) -> None:

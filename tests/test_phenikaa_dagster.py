@@ -15,10 +15,10 @@ from spine_assets.defs.phenikaa import (
     ASSET_PARTITION_RANGE_START_TAG,
     REPORTS_PARTITION,
     PhenikaaSettings,
+    phenikaa_inbox_job,
     phenikaa_patient_checks,
     phenikaa_patients,
     phenikaa_report,
-    phenikaa_report_job,
     phenikaa_report_table,
     phenikaa_reports_sensor,
 )
@@ -112,22 +112,33 @@ def test_sensor_skips_reports_already_read(data_root: Path) -> None:
     assert len(instance.get_dynamic_partitions(REPORTS_PARTITION)) == len(reports)
 
 
-def test_one_run_reads_a_range_and_a_rerun_reads_nothing(data_root: Path, synthetic_root: Path) -> None:
+def test_one_run_reads_a_range_matches_and_a_rerun_reads_nothing(data_root: Path, synthetic_root: Path) -> None:
+    """The sensor's run: the range of new reports read, then the table and the matching, in one run and one
+    process; the automation sensor then has nothing left to do for them."""
     truth = read_truth(synthetic_root, "phenikaa")
     instance = dg.DagsterInstance.ephemeral()
     resources = {"paths": DataRoot(root=str(data_root), weights=str(data_root.parent / "weights")),
                  "phenikaa": PhenikaaSettings.model_validate({"corrupted_ids": truth["corrupted_ids"], "workers": 2})}
     first = tick(instance, resources["paths"], None)
     (request,) = first.run_requests or []
+    assert phenikaa_reports_sensor.job_name == "phenikaa_inbox_job"
     keys = requested_keys(instance, request)
-    job = dg.Definitions(assets=[phenikaa_raw, phenikaa_report], jobs=[phenikaa_report_job],
-                         resources=resources).resolve_job_def("phenikaa_report_job")
+    definitions = dg.Definitions(assets=[phenikaa_raw, phenikaa_report, phenikaa_report_table, phenikaa_patients],
+                                 jobs=[phenikaa_inbox_job], resources=resources)
+    job = definitions.resolve_job_def("phenikaa_inbox_job")
     run = job.execute_in_process(instance=instance, tags=request.tags)
     assert run.success
     (event,) = run.asset_materializations_for_node("phenikaa_report")[:1]
     assert instance.get_materialized_partitions(dg.AssetKey("phenikaa_report")) == set(keys)
     meta = event.metadata
     assert (meta["reports"].value, meta["read"].value, meta["ok"].value) == (6, 6, 6)
+    patients = run.asset_materializations_for_node("phenikaa_patients")[0].metadata
+    assert patients["matched"].value == 6 and patients["label_rows"].value == 29
+    assert run.asset_materializations_for_node("phenikaa_report_table")[0].metadata["complete"].value == 6
+    steps = {e.step_key for e in run.all_events if e.is_step_start}
+    assert steps == {"phenikaa_report", "phenikaa_report_table", "phenikaa_patients"}
+    automation = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
+    assert [r.key for r in automation.results if r.true_subset.size] == []  # matched already: no second run
     again = job.execute_in_process(instance=instance, tags=request.tags)
     meta = again.asset_materializations_for_node("phenikaa_report")[0].metadata
     assert (meta["read"].value, meta["unchanged"].value, meta["ocr_seconds"].value) == (0, 6, 0)

@@ -234,6 +234,26 @@ def test_rerun_reads_nothing_again(phenikaa_run: tuple[PreprocessConfig, Phenika
     assert len(again) == len(report_files(config.reports_path))
 
 
+def test_a_second_matching_waits_for_the_first(phenikaa_run: tuple[PreprocessConfig, PhenikaaReport]) -> None:
+    """Matchings take turns (two Dagster runs, the CLI beside the daemon): while one holds the data root's
+    matching lock another does not start, then runs to the same result."""
+    import threading
+
+    from spine_lib.datasets.phenikaa.match import MATCHING_LOCK
+    from spine_lib.io.atomic import exclusive
+
+    config, first = phenikaa_run
+    results: list[PhenikaaReport] = []
+    waiting = threading.Thread(target=lambda: results.append(match_patients(config)))
+    with exclusive(config.interim_path / MATCHING_LOCK):  # another matcher (a separate open file: flock blocks)
+        waiting.start()
+        waiting.join(timeout=1.5)
+        assert waiting.is_alive() and results == []
+    waiting.join(timeout=120)
+    assert not waiting.is_alive()
+    assert results[0].as_metadata()["matched"] == first.as_metadata()["matched"]
+
+
 def test_inbox_changes_chunks_and_sees_changes(tmp_path: Path) -> None:
     for i in range(5):
         (tmp_path / f"{250000000 + i}.png").write_bytes(b"x" * (i + 1))

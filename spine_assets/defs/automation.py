@@ -9,7 +9,7 @@ click does that.
 import dagster as dg
 
 AUTOMATION_SENSOR = "spine_automation_sensor"
-AUTOMATION_INTERVAL_SECONDS = 15
+AUTOMATION_INTERVAL_SECONDS = 30  # the inbox runs match on their own; this serves clicks, crops and the rest
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     AUTOMATION_SENSOR,

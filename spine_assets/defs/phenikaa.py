@@ -1,7 +1,8 @@
 """Phenikaa reports, one dynamic partition per report file, and the patients they identify.
 
-A sensor watches the reports inbox and adds a partition (and a run) per new or changed file; the report table
-and the patient matching update automatically after reports are read, and a nightly schedule re-matches
+A sensor watches the reports inbox, gives every new or changed file a partition and launches one run per range
+of them that reads them, then rewrites the report table and the patient matching; reports read another way (a
+click in the UI) update both through their eager automation conditions, and a nightly schedule re-matches
 everything (new image folders may have arrived). Files of the inbox that are not reports get no partition;
 the matching lists them in rejects.csv. What the matcher refuses waits in the interim folder's review.csv for a
 reviewer, whose decisions (overrides.csv) the next matching applies. Metadata carries counts and initials, never
@@ -22,7 +23,7 @@ REPORTS_PARTITION = "phenikaa_reports"
 reports_partitions = dg.DynamicPartitionsDefinition(name=REPORTS_PARTITION)
 SENSOR_CHUNK = 500  # partitions added per tick: a 10,000-file inbox never times out a tick
 RUN_SIZE = SENSOR_CHUNK  # reports per run: a tick's new reports are one run, read by the settings' workers
-SENSOR_INTERVAL_SECONDS = 15
+SENSOR_INTERVAL_SECONDS = 5  # the daemon's sensor loop wakes every 5 s: a new report waits at most one loop
 REPORTS_TABLE_ROWS = 50  # rows of a run's reports table in the metadata
 #: Dagster's run tags of a partition range (one run over many partitions of a single-run asset).
 ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -180,6 +181,13 @@ def phenikaa_patient_checks(paths: DataRoot, phenikaa: PhenikaaSettings) -> Iter
 
 
 phenikaa_report_job = dg.define_asset_job("phenikaa_report_job", selection=[phenikaa_report])
+#: What the inbox sensor launches: the new reports read, then the report table and the matching in the same run
+#: (no second sensor tick and run launch before the patients are updated). Matchings of concurrent runs take
+#: turns (spine_lib.datasets.phenikaa.match.matching_lock).
+phenikaa_inbox_job = dg.define_asset_job(
+    "phenikaa_inbox_job", selection=[phenikaa_report, phenikaa_report_table, phenikaa_patients],
+    description="New reports read, the report table rewritten and the patients matched, in one run.",
+)
 phenikaa_rematch_job = dg.define_asset_job("phenikaa_rematch_job", selection=[phenikaa_report_table, phenikaa_patients])
 phenikaa_nightly = dg.ScheduleDefinition(
     name="phenikaa_nightly_rematch",
@@ -207,12 +215,12 @@ def contiguous_runs(order: list[str], keys: list[str], size: int) -> list[list[s
     return runs
 
 
-@dg.sensor(job=phenikaa_report_job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+@dg.sensor(job=phenikaa_inbox_job, minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def phenikaa_reports_sensor(context: dg.SensorEvaluationContext, paths: DataRoot) -> dg.SensorResult:
     """New or changed files in the reports inbox -> a partition each and one run per range of at most
-    :data:`RUN_SIZE` of them; files whose stored record is current (read by the CLI or the demo) get their
-    partition but no run."""
+    :data:`RUN_SIZE` of them, which reads them and updates the report table and the patients; files whose stored
+    record is current (read by the CLI or the demo) get their partition but no run."""
     from spine_lib.datasets.phenikaa import current_record, inbox_changes, report_partition_key
 
     reports = paths.layout.phenikaa_reports

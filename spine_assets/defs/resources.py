@@ -69,9 +69,29 @@ class ExperimentTracking(dg.ConfigurableResource):
         return self.mode != "disabled"
 
 
+def in_process_by_default() -> dg.ExecutorDefinition:
+    """Dagster's own executor (``in_process`` or ``multiprocess`` by run config, as always), in-process unless a run
+    asks otherwise: a step then starts without a new Python interpreter and a new import of the code location
+    (3-5 s each on a small machine, more than reading a report). Parallel work happens inside the steps (the
+    report readers' and dataset builders' worker pools, the training loaders); the assets that share an
+    accelerator queue on their concurrency pool either way. A run that wants a process per step says
+    ``execution: {config: {multiprocess: {}}}``."""
+    base = dg.multi_or_in_process_executor
+    return dg.ExecutorDefinition(
+        name="in_process_or_multiprocess",
+        config_schema=dg.Field(base.config_schema.as_field().config_type, default_value={"in_process": {}}),
+        executor_creation_fn=base.executor_creation_fn,
+        requirements=base.get_requirements,
+        description=in_process_by_default.__doc__,
+    )
+
+
+DEFAULT_EXECUTOR = in_process_by_default()
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={
+    return dg.Definitions(executor=DEFAULT_EXECUTOR, resources={
         "paths": data_root_from_env(),
         "phenikaa": PhenikaaSettings(),
         "torch_device": TorchDevice(device=os.environ.get(DEVICE_ENV, "auto")),

@@ -6,6 +6,7 @@ A reader never sees a half-written file, and a failed write leaves the previous 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -17,6 +18,21 @@ from pathlib import Path
 #: the names :func:`atomic_path` (``.<stem>.<32 hex>.tmp<suffix>``) and :func:`atomic_folder_write`
 #: (``.<name>.<8 characters>.tmp``) give their temporaries
 TEMPORARY_NAME = re.compile(r"^\..+\.(?:[0-9a-f]{32}\.tmp(?:\.[^/]*)?|[a-z0-9_]{8}\.tmp)$")
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if missing) for the block: writers of the same outputs in
+    other processes (two Dagster runs, the CLI beside the daemon) wait for their turn instead of sweeping each
+    other's temporaries or swapping in an older view. The lock ends with the process whatever happens."""
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

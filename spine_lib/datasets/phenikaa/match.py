@@ -35,7 +35,7 @@ from spine_lib.datasets.phenikaa.review import (
 )
 from spine_lib.formats import phenikaa_export
 from spine_lib.formats.phenikaa_export import LABEL_COLUMNS, LABELS_FILE, LEVEL
-from spine_lib.io.atomic import is_temporary, sweep_temporaries
+from spine_lib.io.atomic import exclusive, is_temporary, sweep_temporaries
 from spine_lib.io.records import read_records_csv, write_records_csv
 from spine_lib.labels.gradings import IVD_LABEL, PATIENT_ID
 from spine_lib.sources.phenikaa import IMAGES, TABLES
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from spine_lib.matching.patients import MatchResult
 
 MATCHES_FILE = "matches.csv"
+#: Held (in the interim folder) while a matching runs: two at once would sweep each other's temporaries.
+MATCHING_LOCK = ".matching.lock"
 MATCH_COLUMNS = [
     "patient_id", "report_file", "image_folder", "repeat_folders", "score", "status", "decision", "reason",
 ]
@@ -129,15 +131,23 @@ def match_patients(config: PreprocessConfig) -> PhenikaaReport:
     whose folders holds a DICOM file is rejected, and so are its label rows. Every input is read before anything
     is written; temporaries an interrupted run left in the outputs go first.
 
+    One matching at a time per data root: a second (another run, the CLI) waits for the first to finish, then
+    matches what is stored by then.
+
     Raises:
         SpineVisionError: an input cannot be read at all (the message names it); nothing is written then.
     """
+    config.check_output_folders()
+    with exclusive(config.interim_path / MATCHING_LOCK):
+        return _match_patients(config)
+
+
+def _match_patients(config: PreprocessConfig) -> PhenikaaReport:
     from spine_lib.io.tabular import load_tabular_data
     from spine_lib.levels import level_from_phenikaa_ivd_label
     from spine_lib.matching.fuzzy import normalize_text
     from spine_lib.matching.patients import PatientMatcher
 
-    config.check_output_folders()
     records = load_report_fields(config.interim_path, config.reports_path)
     inbox = {p.name for p in report_files(config.reports_path)}
     not_reports = inbox_rejects(config.reports_path)
