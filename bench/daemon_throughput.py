@@ -118,12 +118,47 @@ def raw_assets(deployment: Deployment) -> None:
     assert wait_for_run(deployment, launch_assets(deployment, ["data_root", "phenikaa_raw"]), 300) == "SUCCESS"
 
 
+def in_process_seconds(synthetic: Path, root: Path, workers: int) -> dict[str, float]:
+    """The sensor's job on every report, run by ``execute_in_process`` in this process on an ephemeral instance:
+    the same steps as in the deployment without its services, queue and launch. Seconds per step."""
+    import os
+
+    import dagster as dg
+
+    from spine_assets.defs.phenikaa import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+        REPORTS_PARTITION,
+    )
+    from spine_lib.datasets.phenikaa import reports_by_key
+
+    copy_phenikaa(synthetic, root, with_reports=True)
+    os.environ["SPINE_DATA_ROOT"] = str(root)
+    from spine_assets.definitions import defs
+
+    instance = dg.DagsterInstance.ephemeral()
+    keys = sorted(reports_by_key(root / "raw/Phenikaa/reports"))
+    instance.add_dynamic_partitions(REPORTS_PARTITION, keys)
+    job = defs().resolve_job_def("phenikaa_inbox_job")
+    begin = time.monotonic()
+    result = job.execute_in_process(
+        instance=instance, run_config={"resources": {"phenikaa": {"config": {"workers": workers}}}},
+        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+    total = time.monotonic() - begin
+    entries = [e for e in instance.all_logs(result.run_id) if e.dagster_event is not None]
+    starts = {str(e.step_key): e.timestamp for e in entries if e.dagster_event and e.dagster_event.is_step_start}
+    ends = {str(e.step_key): e.timestamp for e in entries if e.dagster_event and e.dagster_event.is_step_success}
+    return {"total": round(total, 1), **{k: round(ends[k] - starts[k], 1) for k in sorted(ends) if k in starts}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reports", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--in-process", action="store_true",
+                        help="also time the inbox job by execute_in_process on a third copy (no deployment)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spine-daemon-bench-"))
     try:
@@ -143,6 +178,9 @@ def main() -> None:
         cli_matched = cli.as_metadata()["matched"]
         print(f"CLI: {args.reports} reports in {cli_seconds:.1f} s ({args.reports / cli_seconds:.2f} reports/s), "
               f"matched {cli_matched}")
+
+        if args.in_process:
+            print(f"inbox job outside the deployment: {in_process_seconds(synthetic, work / 'plain', args.workers)}")
 
         daemon_root = work / "daemon"
         copy_phenikaa(synthetic, daemon_root, with_reports=False)
