@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     args = parser.parse_args()
 
     layout = DataLayout(root=args.root, weights=args.root.parent / "weights")
@@ -92,7 +93,7 @@ def main() -> None:
         layout, backbone=args.backbone, output_size=(args.output_size, args.output_size), batch_size=args.batch_size,
         num_epochs=args.epochs, learning_rate=args.learning_rate, max_train_minutes=args.minutes, val_fraction=0.15,
         test_fraction=0.2, early_stopping=False, device=args.device, seed=args.seed, run_id=f"bench-{int(time.time())}",
-        visualize_predictions=False,
+        visualize_predictions=False, augment=not args.no_augment,
     )
     trainer = ClassificationTrainer(config)
     result = trainer.train()
@@ -100,7 +101,7 @@ def main() -> None:
     points = len(trainer.train_dataset)  # type: ignore[arg-type]
     out.update({
         "device": trainer.device_choice.device, "torch_threads": torch.get_num_threads(),
-        "backbone": args.backbone, "output_size": args.output_size,
+        "backbone": args.backbone, "output_size": args.output_size, "augment": not args.no_augment,
         "train_discs": points, "val_discs": len(trainer.val_dataset),  # type: ignore[arg-type]
         "test_discs": int(test.get("count", 0)),
         "train_patients": len({d.patient for d in getattr(trainer.train_dataset, "discs", [])}) or None,
