@@ -235,23 +235,29 @@ def test_rerun_reads_nothing_again(phenikaa_run: tuple[PreprocessConfig, Phenika
 
 
 def test_a_second_matching_waits_for_the_first(phenikaa_run: tuple[PreprocessConfig, PhenikaaReport]) -> None:
-    """Matchings take turns (two Dagster runs, the CLI beside the daemon): while one holds the data root's
-    matching lock another does not start, then runs to the same result."""
+    """Matchings and report-table rewrites take turns (two Dagster runs, the CLI beside the daemon): while one
+    holds the data root's matching lock the others do not start, then run to the same result."""
     import threading
 
+    from spine_lib.datasets.phenikaa import rewrite_report_table
     from spine_lib.datasets.phenikaa.match import MATCHING_LOCK
     from spine_lib.io.atomic import exclusive
 
     config, first = phenikaa_run
-    results: list[PhenikaaReport] = []
-    waiting = threading.Thread(target=lambda: results.append(match_patients(config)))
+    matched: list[PhenikaaReport] = []
+    tabled: list[list[ReportFields]] = []
+    waiting = [threading.Thread(target=lambda: matched.append(match_patients(config))),
+               threading.Thread(target=lambda: tabled.append(rewrite_report_table(config)))]
     with exclusive(config.interim_path / MATCHING_LOCK):  # another matcher (a separate open file: flock blocks)
-        waiting.start()
-        waiting.join(timeout=1.5)
-        assert waiting.is_alive() and results == []
-    waiting.join(timeout=120)
-    assert not waiting.is_alive()
-    assert results[0].as_metadata()["matched"] == first.as_metadata()["matched"]
+        for thread in waiting:
+            thread.start()
+        waiting[0].join(timeout=1.5)
+        assert all(thread.is_alive() for thread in waiting) and matched == [] and tabled == []
+    for thread in waiting:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    assert matched[0].as_metadata()["matched"] == first.as_metadata()["matched"]
+    assert len(tabled[0]) == len(load_report_fields(config.interim_path, config.reports_path)) > 0
 
 
 def test_inbox_changes_chunks_and_sees_changes(tmp_path: Path) -> None:

@@ -99,11 +99,9 @@ def phenikaa_report(
 @dg.asset(group_name="phenikaa", deps=[phenikaa_report], automation_condition=dg.AutomationCondition.eager())
 def phenikaa_report_table(paths: DataRoot, phenikaa: PhenikaaSettings) -> dg.MaterializeResult:
     """All reports read so far, one row each (report_fields.csv in the interim folder, PHI stays there)."""
-    from spine_lib.datasets.phenikaa import load_report_fields, report_table_preview, write_report_table
+    from spine_lib.datasets.phenikaa import report_table_preview, rewrite_report_table
 
-    config = phenikaa.preprocess_config(paths)
-    records = load_report_fields(config.interim_path, config.reports_path)
-    write_report_table(records, config.interim_path)
+    records = rewrite_report_table(phenikaa.preprocess_config(paths))
     ok = sum(r.status == "ok" for r in records)
     return dg.MaterializeResult(metadata={
         "reports": len(records),
@@ -182,8 +180,8 @@ def phenikaa_patient_checks(paths: DataRoot, phenikaa: PhenikaaSettings) -> Iter
 
 phenikaa_report_job = dg.define_asset_job("phenikaa_report_job", selection=[phenikaa_report])
 #: What the inbox sensor launches: the new reports read, then the report table and the matching in the same run
-#: (no second sensor tick and run launch before the patients are updated). Matchings of concurrent runs take
-#: turns (spine_lib.datasets.phenikaa.match.matching_lock).
+#: (no second sensor tick and run launch before the patients are updated). The table and the matchings of
+#: concurrent runs take turns on the data root's lock (spine_lib.datasets.phenikaa.match.MATCHING_LOCK).
 phenikaa_inbox_job = dg.define_asset_job(
     "phenikaa_inbox_job", selection=[phenikaa_report, phenikaa_report_table, phenikaa_patients],
     description="New reports read, the report table rewritten and the patients matched, in one run.",

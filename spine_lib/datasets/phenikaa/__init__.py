@@ -34,6 +34,7 @@ from spine_lib.datasets.phenikaa.match import (
     PhenikaaReport,
     match_patients,
     matching_quality,
+    rewrite_report_table,
 )
 from spine_lib.datasets.phenikaa.rejects import REJECTS_FILE, reject_row
 from spine_lib.datasets.phenikaa.reports import (
@@ -98,6 +99,7 @@ __all__ = [
     "reports_by_key",
     "resolve_decisions",
     "resolve_report_key",
+    "rewrite_report_table",
     "save_report_fields",
     "write_report_table",
 ]

@@ -123,6 +123,16 @@ class _Settlement:
             self.review.append(review_row(record, status, listed, reason))
 
 
+def rewrite_report_table(config: PreprocessConfig) -> list[ReportFields]:
+    """Every stored report record, written again as the report table; under the matching's lock, so a table
+    written from fewer records never replaces one a concurrent matching wrote from more."""
+    config.check_output_folders()
+    with exclusive(config.interim_path / MATCHING_LOCK):
+        records = load_report_fields(config.interim_path, config.reports_path)
+        write_report_table(records, config.interim_path)
+    return records
+
+
 def match_patients(config: PreprocessConfig) -> PhenikaaReport:
     """Match every stored report to an image folder, join the label tables, write the dataset and tables.
 
