@@ -18,6 +18,7 @@ from spine_lib.formats.classification import ANNOTATION_COLUMNS, ANNOTATIONS_FIL
 from spine_lib.io.records import write_records_csv
 from spine_lib.levels import phenikaa_ivd_label
 from spine_lib.training.datasets import ClassificationCollator, ClassificationDataset, construct_3channel
+from spine_lib.training.datasets.classification import CROP_AUGMENTATION
 from spine_lib.training.datasets.ivd_coords import Split
 from spine_lib.training.grading import GRADING_HEADS, LABELS
 from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
@@ -258,8 +259,11 @@ def test_one_warp_moves_both_sequences_alike(landmarks: Path) -> None:
         assert np.allclose(image[0], image[2], atol=1e-5)
         moves.append(float(np.linalg.norm(t2 - start)))
     assert max(moves) > 2.0  # the warp does move the landmark, within its ranges: |sR - I| |p - c| + |shift|
-    reach = np.hypot(1.1 * np.cos(np.radians(10)) - 1, 1.1 * np.sin(np.radians(10)))
-    assert max(moves) < reach * np.linalg.norm(start - (CROP - 1) / 2) + 0.06 * CROP * np.sqrt(2) + 0.5
+    ranges = CROP_AUGMENTATION
+    angle = np.radians(ranges.rotation_degrees)
+    reach = np.hypot(ranges.scale[1] * np.cos(angle) - 1, ranges.scale[1] * np.sin(angle))
+    shift = ranges.translation_fraction * CROP * np.sqrt(2)
+    assert max(moves) < reach * np.linalg.norm(start - (CROP - 1) / 2) + shift + 0.5
 
 
 def test_each_sequence_gets_its_own_intensity_jitter(landmarks: Path) -> None:
@@ -338,3 +342,19 @@ def test_training_package_exports_the_dataset_lazily() -> None:
     assert training.ClassificationDataset is ClassificationDataset
     assert training.ClassificationCollator is ClassificationCollator
     assert training.construct_3channel is construct_3channel
+
+
+def test_intensity_jitter_stays_well_below_the_signal_steps_between_grades() -> None:
+    from spine_lib.synthetic.phantom import PFIRRMANN_T2
+    from spine_lib.training.datasets.ivd_coords import AUGMENTATIONS, jitter_intensity
+
+    steps = np.abs(np.diff([PFIRRMANN_T2[g] for g in sorted(PFIRRMANN_T2)]))
+    rng = np.random.default_rng(0)
+    grey = np.full((16, 16), 128, np.uint8)
+    crop = [abs(float(np.median(jitter_intensity(grey, rng, None, CROP_AUGMENTATION))) - 128 / 255)
+            for _ in range(300)]
+    localizer = [abs(float(np.median(jitter_intensity(grey, rng, None, AUGMENTATIONS["light"]))) - 128 / 255)
+                 for _ in range(300)]
+    # never a whole step between neighbouring grades, and nine times in ten under half of the smallest one
+    assert max(crop) < steps.min() and float(np.percentile(crop, 90)) < 0.5 * steps.min()
+    assert max(localizer) > steps.min()  # the localizer's jitter would not: the bound above can fail

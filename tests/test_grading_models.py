@@ -195,12 +195,27 @@ def _save(model: BaseModel, path: Path) -> Path:
                             "model_state_dict": model.state_dict()}, path)
 
 
+def test_heads_see_where_in_the_crop_unless_the_layout_grid_is_off() -> None:
+    from spine_lib.training.models.grading import LAYOUT_CHANNELS
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, SIZE, SIZE)
+    for grid in (3, 2, 0):
+        model = ResNet50MTL(backbone="resnet18", hidden_dim=8, layout_grid=grid).eval()
+        first = next(m for m in model.heads["pfirrmann"].modules() if isinstance(m, torch.nn.Linear))
+        assert first.in_features == 512 + LAYOUT_CHANNELS * grid**2  # global features + the grid's cells
+        assert (model.layout is None) == (grid == 0)
+        assert model(x).pfirrmann.shape == (2, 5)
+    with pytest.raises(ConfigError, match="layout_grid"):
+        ResNet50MTL(backbone="resnet18", layout_grid=-1)
+
+
 def test_checkpoint_round_trip_reproduces_the_outputs(tmp_path: Path) -> None:
     torch.manual_seed(1)
     model = ResNet50MTL(backbone="resnet18", dropout=0.1, hidden_dim=24).eval()
     rebuilt, payload = model_from_checkpoint(_save(model, tmp_path / "best_model.pt"))
     assert isinstance(rebuilt, ResNet50MTL)
-    assert payload["model_kwargs"] == {"backbone": "resnet18", "dropout": 0.1, "hidden_dim": 24}
+    assert payload["model_kwargs"] == {"backbone": "resnet18", "dropout": 0.1, "hidden_dim": 24, "layout_grid": 3}
     rebuilt.eval()
     x = torch.randn(2, 3, SIZE, SIZE)
     expected, found = model(x).as_dict(), rebuilt(x).as_dict()
@@ -247,11 +262,13 @@ def test_frozen_backbone_leaves_the_heads_trainable() -> None:
     model = ResNet50MTL(backbone="resnet18", hidden_dim=16)
     model.freeze_backbone()
     assert model.backbone_frozen
-    assert all(p.requires_grad for p in model.heads.parameters())
-    assert model.count_parameters(trainable_only=True) == sum(p.numel() for p in model.heads.parameters())
+    assert model.layout is not None
+    heads = [*model.heads.parameters(), *model.layout.parameters()]  # the layout pooling learns with the heads
+    assert all(p.requires_grad for p in heads)
+    assert model.count_parameters(trainable_only=True) == sum(p.numel() for p in heads)
     model.get_loss(model(torch.randn(2, 3, SIZE, SIZE)), hand_targets(), label_smoothing=0.1).backward()
     assert all(p.grad is None for p in model.backbone.parameters())
-    assert all(p.grad is not None for p in model.heads.parameters())
+    assert all(p.grad is not None for p in heads)
     model.unfreeze_backbone()
     assert all(p.requires_grad for p in model.parameters())
 

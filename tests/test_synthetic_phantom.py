@@ -272,6 +272,18 @@ def test_endplate_defect_is_disc_tissue_inside_the_body() -> None:
     # the extra disc voxels were bone of L2, the body above the disc, and nothing else
     assert set(np.unique(before[grown]).tolist()) == {spider_vertebra_number("L2")}
     assert not ((before == value) & (after != value)).any()  # the disc itself kept its voxels
+    # a node of a real one's size (several mm across) on the mid-sagittal slice, not a speck
+    k, _, _ = slice_of(defect_mask, defect.disc_center("L2/L3"))
+    u, _ = slice_points(defect_mask, k, grown[k])
+    spacing = defect_mask.GetSpacing()
+    assert extent(u, spacing[0]) >= 6.0 and grown[k].sum() * spacing[0] * spacing[1] >= 20.0  # mm, mm^2
+    # visible on T1: disc signal and its sclerotic rim are dark in the bright marrow the plain body has there
+    (plain_t1,), (defect_t1,) = arrays(render(plain)[0]), arrays(render(defect)[0])
+    bright = plain_t1 > 0.45 * plain_t1.max()  # marrow, not the endplate's cortex
+    node, ring = grown & bright, (after == spider_vertebra_number("L2")) & (plain_t1 != defect_t1) & bright
+    assert node.sum() >= 5 and ring.sum() >= 5
+    assert defect_t1[node].mean() < plain_t1[node].mean() - 0.2 * plain_t1.max()
+    assert defect_t1[ring].mean() < plain_t1[ring].mean() - 0.2 * plain_t1.max()
 
 
 @pytest.mark.parametrize("seed", [None, 0, 1, 2])

@@ -76,6 +76,10 @@ PFIRRMANN_T2 = {1: 0.92, 2: 0.78, 3: 0.52, 4: 0.32, 5: 0.14}
 PFIRRMANN_STIR = {1: 0.88, 2: 0.74, 3: 0.48, 4: 0.28, 5: 0.12}
 #: Endplate marrow signal by Modic type (T1, T2): 1 oedema, 2 fat, 3 sclerosis.
 MODIC_SIGNAL = {1: (0.28, 0.78), 2: (0.90, 0.58), 3: (0.08, 0.08)}
+#: A Schmorl node (the phantom's endplate defect): radius of the disc material in the body and the width of its
+#: low-signal sclerotic rim, mm (real nodes are ~3-10 mm across; a chronic one is ringed by sclerosis).
+SCHMORL_RADIUS_MM = 4.5
+SCHMORL_RIM_MM = 1.2
 #: Endplate marrow STIR signal by Modic type: oedema bright, fat suppressed, sclerosis dark.
 MODIC_STIR = {1: 0.80, 2: 0.07, 3: 0.05}
 #: The contrasts a series can be rendered in.
@@ -643,11 +647,14 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
             band = core & (np.abs(bt - edge) < 5.0 * scale) & (lateral < vertebra.half_width - 1.5)
             if g.modic:
                 region.paint(band, (*MODIC_SIGNAL[g.modic], MODIC_STIR[g.modic]))
-            if has_defect:  # Schmorl node: disc material pushed into the endplate
+            if has_defect:  # Schmorl node: disc material pushed through the endplate, in a sclerotic rim
                 nu, nv = disc.point(-0.1 * disc.half_depth, sign * disc.half_height)
-                node = ((region.u - nu) ** 2 + (region.v - nv) ** 2 <= (3.2 * scale) ** 2) & (lateral < 10)
-                node_signal = (annulus_t1, nucleus_t2 * 0.8, nucleus_stir * 0.8)
-                region.paint(node & (region.labels == vertebra.label), node_signal, disc.label)
+                distance = np.hypot(region.u - nu, region.v - nv)
+                in_body = (region.labels == vertebra.label) & (lateral < 10.0)
+                rim = in_body & (distance <= (SCHMORL_RADIUS_MM + SCHMORL_RIM_MM) * scale)
+                region.paint(rim, "cortex")
+                node = in_body & (distance <= SCHMORL_RADIUS_MM * scale)
+                region.paint(node, (annulus_t1, nucleus_t2 * 0.8, nucleus_stir * 0.8), disc.label)
         # At the disc's height the canal starts at the disc's posterior margin: the corners of the bodies around
         # a wedged or narrowed disc (the deep sacrum most of all) do not reach past it into the canal.
         margin = disc.half_depth + (anatomy.bulge if g.bulging else 0.0)

@@ -12,9 +12,9 @@ Splits go by patient, ``(source, patient_id)``: each source's patients are shuff
 never differs between two datasets of the same seed and fractions. Crops are read once, resized to
 ``output_size`` and kept in memory (like :class:`IVDCoordsDataset`).
 
-Augmentation stays within what a radiologist accepts for a sagittal disc crop: one affine warp (rotation +-10 deg,
-scale 0.9-1.1, shift +-6 %) moves both sequences of a disc alike, then each sequence gets its own contrast,
-brightness, gamma and a little noise. No flips: anterior stays on its side, the upper endplate on top.
+Augmentation stays within what a radiologist accepts for a sagittal disc crop: one affine warp (rotation +-6 deg,
+scale 0.94-1.06, shift +-4 %) moves both sequences of a disc alike, then each sequence gets its own contrast
+(+-8 %), brightness (+-0.03), gamma (0.92-1.09) and a little noise: small against the signal steps between grades. No flips: anterior stays on its side, the upper endplate on top.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ from spine_lib.training.grading import GRADING_HEADS, MTLTargets, targets_of_row
 from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 T2, T1 = "sag_t2", "sag_t1"
-#: Pose and intensity changes of a disc crop: small rotation, scale and shift; no inversion, blur or bias field.
-CROP_AUGMENTATION = AugmentationRanges(rotation_degrees=10.0, scale=(0.9, 1.1), translation_fraction=0.06,
-                                       gamma=(0.8, 1.25), noise=0.5, noise_sigma=0.02)
+#: Pose and intensity changes of a disc crop: small rotation, scale and shift, and intensity changes well below the
+#: steps between grades (Pfirrmann 3-5 differ by ~0.2 of the nucleus' T2 signal); no inversion, blur or bias field.
+CROP_AUGMENTATION = AugmentationRanges(rotation_degrees=6.0, scale=(0.94, 1.06), translation_fraction=0.04,
+                                       gamma=(0.92, 1.09), contrast=(0.92, 1.08), brightness=0.03, noise=0.5,
+                                       noise_sigma=0.015)
 
 
 def as_unit(image: npt.NDArray[Any]) -> npt.NDArray[np.float32]:

@@ -53,6 +53,8 @@ class AugmentationRanges:
     scale: tuple[float, float]  # drawn log-uniformly
     translation_fraction: float
     gamma: tuple[float, float]  # drawn log-uniformly
+    contrast: tuple[float, float] = (0.8, 1.2)  # multiplies the [0, 1] intensities
+    brightness: float = 0.1  # added, up to +- this
     invert: float = 0.0  # probability of inverted contrast (fat/water swapped, T1 vs T2 look)
     blur: float = 0.0  # probability of a Gaussian blur of sigma up to ``blur_sigma`` px
     blur_sigma: float = 1.5
@@ -145,7 +147,9 @@ def jitter_intensity(image: npt.NDArray[np.uint8], rng: np.random.Generator,
         values = random_curve(rng, ranges.remap_knots)
     elif rng.random() < ranges.invert:
         values = 1.0 - values
-    table = np.clip(values * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1), 0.0, 1.0) ** log_uniform(rng, ranges.gamma)
+    contrast = rng.uniform(*ranges.contrast)
+    brightness = rng.uniform(-ranges.brightness, ranges.brightness)
+    table = np.clip(values * contrast + brightness, 0.0, 1.0) ** log_uniform(rng, ranges.gamma)
     out = table.astype(np.float32).take(image)
     if rng.random() < ranges.blur:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, ranges.blur_sigma)))

@@ -32,6 +32,12 @@ from spine_lib.training.registry import register_model
 
 #: Per-head loss options: a value per head name.
 PerHead = Mapping[str, Any]
+#: The backbone's last feature map is also pooled to a grid of this size (after a 1x1 convolution to
+#: :data:`LAYOUT_CHANNELS`): a crop holds its disc at the centre, the disc's upper and lower endplates above and
+#: below it and the neighbouring discs near the borders, and a grade belongs to one of those places, which global
+#: average pooling alone throws away (a Schmorl node of the disc above looks like one of this disc's).
+LAYOUT_GRID = 3
+LAYOUT_CHANNELS = 32
 
 
 @dataclass
@@ -125,22 +131,32 @@ def _timed_forward(model: nn.Module, images: Sequence[Any], image_size: tuple[in
 @register_model("resnet50_mtl", task="classification", aliases=["mtl"],
                 description="timm backbone (ResNet50) + six grading heads: Pfirrmann, Modic and six binary labels")
 class ResNet50MTL(BaseModel):
-    """Multi-task disc grading: a timm backbone's pooled features feed one head per task of
-    :data:`~spine_lib.training.grading.GRADING_HEADS` (dropout + an MLP). ``backbone``: any timm model name."""
+    """Multi-task disc grading: a timm backbone's features feed one head per task of
+    :data:`~spine_lib.training.grading.GRADING_HEADS` (dropout + an MLP). ``backbone``: any timm model name.
+
+    The heads see the globally pooled features and, with ``layout_grid`` > 0, the last feature map reduced to
+    :data:`LAYOUT_CHANNELS` channels and pooled to a ``layout_grid`` x ``layout_grid`` grid (where in the crop a
+    finding lies: see :data:`LAYOUT_GRID`); ``layout_grid=0``: global pooling only."""
 
     registry_name = "resnet50_mtl"
 
     def __init__(self, backbone: str = "resnet50", pretrained: bool = False, weights_file: Path | str | None = None,
-                 dropout: float = 0.3, hidden_dim: int = 512) -> None:
+                 dropout: float = 0.3, hidden_dim: int = 512, layout_grid: int = LAYOUT_GRID) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ConfigError("dropout", f"must be in [0, 1), got {dropout}")
         if hidden_dim < 1:
             raise ConfigError("hidden_dim", f"must be positive, got {hidden_dim}")
+        if layout_grid < 0:
+            raise ConfigError("layout_grid", f"must be 0 (off) or positive, got {layout_grid}")
         self.backbone_name = backbone
-        self.remember_architecture(backbone=backbone, dropout=dropout, hidden_dim=hidden_dim)
+        self.remember_architecture(backbone=backbone, dropout=dropout, hidden_dim=hidden_dim, layout_grid=layout_grid)
         self.backbone = create_backbone(backbone, pretrained=pretrained, weights_file=weights_file, num_classes=0)
         features = int(self.backbone.num_features)  # type: ignore[arg-type]
+        self.layout = nn.Sequential(
+            nn.Conv2d(features, LAYOUT_CHANNELS, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(layout_grid), nn.Flatten(),
+        ) if layout_grid else None
+        features += LAYOUT_CHANNELS * layout_grid**2
         self.heads = nn.ModuleDict({
             head.name: nn.Sequential(
                 nn.Dropout(dropout),
@@ -155,7 +171,12 @@ class ResNet50MTL(BaseModel):
         return f"ResNet50MTL({self.backbone_name})"
 
     def forward(self, x: torch.Tensor) -> MTLPredictions:
-        features = self.backbone(x)
+        if self.layout is None:
+            features = self.backbone(x)
+        else:
+            maps = self.backbone.forward_features(x)  # type: ignore[operator]
+            pooled = self.backbone.forward_head(maps, pre_logits=True)  # type: ignore[operator]
+            features = torch.cat([pooled, self.layout(maps)], dim=1)
         return MTLPredictions(**{name: head(features) for name, head in self.heads.items()})
 
     def head_losses(self, predictions: MTLPredictions, targets: MTLTargets, label_smoothing: float = 0.0,
