@@ -69,6 +69,22 @@ def run_timeline(postgres: Postgres, run_ids: list[str], since: float) -> dict[s
             "ended": round(float(row[2]) - since, 1) if row else float("nan")}
 
 
+def first_requesting_tick(postgres: Postgres, since: float) -> dict[str, float]:
+    """Seconds from ``since`` (the drop) to the start and the end of the inbox sensor's first tick after it that
+    requested runs (from the ticks PostgreSQL stores)."""
+    from dagster._core.scheduler.instigation import TickData
+    from dagster._serdes import deserialize_value
+
+    with postgres.connect() as connection:
+        bodies = connection.execute("SELECT tick_body FROM job_ticks ORDER BY id").fetchall()
+    for (body,) in bodies:
+        tick = deserialize_value(body, TickData)
+        if tick.instigator_name == INBOX_SENSOR and tick.run_ids and tick.timestamp >= since - 5:
+            ended = tick.end_timestamp if tick.end_timestamp is not None else float("nan")
+            return {"tick_started": round(tick.timestamp - since, 1), "tick_ended": round(ended - since, 1)}
+    return {}
+
+
 def cpu_seconds(deployment: Deployment) -> dict[str, float]:
     """CPU seconds each service has used so far, its waited-for children (run workers, Tesseract) included."""
     import psutil
@@ -209,7 +225,7 @@ def main() -> None:
             run_ids = sorted({run_id for run_id, _ in runs} | {update.run_id})
             own = run_seconds(postgres, run_ids)
             steps = step_seconds(postgres, run_ids)
-            timeline = run_timeline(postgres, run_ids, dropped)
+            timeline = {**first_requesting_tick(postgres, dropped), **run_timeline(postgres, run_ids, dropped)}
         print(f"daemon runs' own time: {own:.1f} s over {len(run_ids)} runs ({cli_seconds / own:.2f}x the CLI), steps "
               f"{json.dumps(steps)}; the rest ({daemon_seconds - own:.1f} s) is sensor intervals, the run queue "
               f"and launches; after the drop: {json.dumps(timeline)}; CPU seconds used meanwhile by each service "

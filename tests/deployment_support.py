@@ -27,6 +27,8 @@ from typing import IO, Any, TypeVar
 
 import yaml
 
+from spine_assets.environment import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_ENV, PLANNED_PARTITION_SUBSET_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DEPLOY = REPO / "deploy"
@@ -256,6 +258,8 @@ def deployment_environment(
         "HF_HUB_OFFLINE": "1",
         "WANDB_MODE": "offline",
         "PYTHONUNBUFFERED": "1",
+        EVENT_BATCH_SIZE_ENV: str(EVENT_BATCH_SIZE),
+        PLANNED_PARTITION_SUBSET_ENV: "1",
     }
     local = {
         **postgres.environment(),

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from spine_assets.environment import DATA_ROOT_ENV, GPU_RUN_TAGS_ENV, WEIGHTS_ENV
+from spine_assets.environment import (
+    DATA_ROOT_ENV,
+    EVENT_BATCH_SIZE,
+    EVENT_BATCH_SIZE_ENV,
+    GPU_RUN_TAGS_ENV,
+    PLANNED_PARTITION_SUBSET_ENV,
+    WEIGHTS_ENV,
+)
 from tests.deployment_support import (
     COMPOSE_FILE,
     DEPLOY,
@@ -91,6 +98,8 @@ def test_compose_commands_serve_the_code_location_the_workspace_names() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert f"{DATA_ROOT_ENV}=/data" in dockerfile and f"{WEIGHTS_ENV}=/weights" in dockerfile
     assert "uv sync --frozen --no-dev" in dockerfile and "tesseract-ocr-vie" in dockerfile
+    # runs over many report partitions write their events in batches (what tests/deployment_support.py sets too)
+    assert f"{EVENT_BATCH_SIZE_ENV}={EVENT_BATCH_SIZE}" in dockerfile and f"{PLANNED_PARTITION_SUBSET_ENV}=1" in dockerfile
 
 
 def test_workspace_resolves_the_grpc_server_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
