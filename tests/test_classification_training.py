@@ -23,6 +23,8 @@ from spine_lib.training.models.grading import ResNet50MTL
 from spine_lib.training.trainers.classification import (
     ClassificationTrainer,
     inverse_frequency,
+    macro_f1,
+    macro_f1_threshold,
     train_classification,
 )
 
@@ -69,6 +71,31 @@ def test_best_epoch_maximizes_the_declared_metric(trained: Any) -> None:
     assert trained.best_score == pytest.approx(-max(history))
     assert (trained.output_path / "best_model.pt").is_file()
     assert {"training_curves", "head_curves", "confusion_pfirrmann", "confusion_disc_herniation"} <= set(trained.plots)
+
+
+def test_binary_thresholds_are_tuned_on_validation_and_kept_in_the_checkpoint(trained: Any) -> None:
+    from spine_lib.training.checkpoints import model_from_checkpoint
+    from spine_lib.training.models.grading import BINARY_OUTPUTS
+
+    model, _ = model_from_checkpoint(trained.best_model_path)
+    thresholds = model.decision_thresholds()  # type: ignore[attr-defined]
+    assert set(thresholds) == set(BINARY_OUTPUTS) and all(abs(t) <= 4.0 for t in thresholds.values())
+    for column in BINARY_OUTPUTS:  # the tuned threshold is the best on validation, 0 (probability 0.5) included
+        at_half = trained.history[f"{column}/macro_f1"][trained.best_epoch]
+        assert trained.final_metrics[f"{column}/macro_f1"] >= at_half - 1e-9, column
+
+
+def test_threshold_of_highest_macro_f1() -> None:
+    truth = np.array([0, 0, 0, 1, 1])
+    # positives ranked above negatives but all below logit 0: the threshold falls between them
+    assert macro_f1_threshold(np.array([-4.0, -3.0, -2.5, -1.0, -0.2]), truth) == pytest.approx(-1.75)
+    assert macro_f1((np.array([-4.0, -3.0, -2.5, -1.0, -0.2]) >= -1.75).astype(int), truth) == 1.0
+    assert macro_f1(np.array([0, 0, 0, 0, 0]), truth) == pytest.approx((0.0 + 2 * 3 / (2 * 3 + 2)) / 2)
+    # already right at 0: stays at 0 (of the equally good thresholds, the one nearest 0)
+    assert macro_f1_threshold(np.array([-2.0, -1.0, -0.5, 0.5, 3.0]), truth) == 0.0
+    assert macro_f1_threshold(np.array([-1.0, 2.0]), np.array([1, 1])) == 0.0  # one class: nothing to tune
+    # never beyond the limit, even when the only separating threshold is
+    assert macro_f1_threshold(np.array([-9.0, -8.0, -7.0, -6.0, -5.5]), truth, limit=4.0) == 0.0
 
 
 def test_an_unknown_checkpoint_metric_fails_before_training(crops: DataLayout) -> None:

@@ -200,14 +200,43 @@ def test_heads_see_where_in_the_crop_unless_the_layout_grid_is_off() -> None:
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, SIZE, SIZE)
-    for grid in (3, 2, 0):
-        model = ResNet50MTL(backbone="resnet18", hidden_dim=8, layout_grid=grid).eval()
+    for grid, stage, channels in ((8, -2, 256), (3, -1, 512), (2, 1, 64), (0, -2, 0)):
+        model = ResNet50MTL(backbone="resnet18", hidden_dim=8, layout_grid=grid, layout_stage=stage).eval()
         first = next(m for m in model.heads["pfirrmann"].modules() if isinstance(m, torch.nn.Linear))
         assert first.in_features == 512 + LAYOUT_CHANNELS * grid**2  # global features + the grid's cells
         assert (model.layout is None) == (grid == 0)
+        if model.layout is not None:  # the 1x1 convolution reads the chosen stage's channels
+            assert next(m for m in model.layout if isinstance(m, torch.nn.Conv2d)).in_channels == channels
         assert model(x).pfirrmann.shape == (2, 5)
     with pytest.raises(ConfigError, match="layout_grid"):
         ResNet50MTL(backbone="resnet18", layout_grid=-1)
+    with pytest.raises(ConfigError, match="layout_stage"):
+        ResNet50MTL(backbone="resnet18", layout_stage=7)
+
+
+def test_decision_thresholds_shift_the_binary_logits_in_eval_mode_only(tmp_path: Path) -> None:
+    torch.manual_seed(4)
+    model = ResNet50MTL(backbone="resnet18", dropout=0.0, hidden_dim=8).eval()
+    x = torch.randn(3, 3, SIZE, SIZE)
+    before = model(x).as_dict()
+    model.set_decision_thresholds({"spondylolisthesis": 1.5, "low_endplate": -0.5})
+    after = model(x)
+    assert torch.allclose(after.spondylolisthesis, before["spondylolisthesis"] - 1.5)
+    assert torch.allclose(after.endplate[:, 1], before["endplate"][:, 1] + 0.5)
+    for name in ("pfirrmann", "modic", "herniation", "narrowing"):
+        assert torch.equal(after.as_dict()[name], before[name]), name
+    assert torch.equal(after.endplate[:, 0], before["endplate"][:, 0])
+    assert model.decision_thresholds()["spondylolisthesis"] == 1.5
+    decoded = after.decoded()["spondylolisthesis"]  # positive exactly where the raw logit reaches the threshold
+    assert decoded == (before["spondylolisthesis"] >= 1.5).long().tolist()
+    rebuilt, _ = model_from_checkpoint(_save(model, tmp_path / "tuned.pt"))
+    assert rebuilt.decision_thresholds() == model.decision_thresholds()  # type: ignore[attr-defined]
+    model.train()  # training sees the raw logits
+    raw = model(x).spondylolisthesis
+    model.set_decision_thresholds({"spondylolisthesis": 0.0, "low_endplate": 0.0})
+    assert torch.equal(raw, model(x).spondylolisthesis)
+    with pytest.raises(ConfigError, match="unknown binary outputs"):
+        model.set_decision_thresholds({"pfirrmann": 1.0})
 
 
 def test_checkpoint_round_trip_reproduces_the_outputs(tmp_path: Path) -> None:
@@ -215,7 +244,8 @@ def test_checkpoint_round_trip_reproduces_the_outputs(tmp_path: Path) -> None:
     model = ResNet50MTL(backbone="resnet18", dropout=0.1, hidden_dim=24).eval()
     rebuilt, payload = model_from_checkpoint(_save(model, tmp_path / "best_model.pt"))
     assert isinstance(rebuilt, ResNet50MTL)
-    assert payload["model_kwargs"] == {"backbone": "resnet18", "dropout": 0.1, "hidden_dim": 24, "layout_grid": 3}
+    assert payload["model_kwargs"] == {"backbone": "resnet18", "dropout": 0.1, "hidden_dim": 24, "layout_grid": 8,
+                                     "layout_stage": -2}
     rebuilt.eval()
     x = torch.randn(2, 3, SIZE, SIZE)
     expected, found = model(x).as_dict(), rebuilt(x).as_dict()

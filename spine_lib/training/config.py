@@ -289,6 +289,10 @@ class ClassificationConfig(TrainingConfig):
         tyro.conf.arg(help="weights: rare classes weigh more in each head's loss (inverse frequency); none."),
     ] = "weights"
     augment: Annotated[bool, tyro.conf.arg(help="Augment training crops (small pose and intensity changes).")] = True
+    tune_thresholds: Annotated[
+        bool, tyro.conf.arg(help="Set each binary output's decision threshold where the best model's validation "
+                                 "macro-F1 is highest (stored in the checkpoint); off: probability 0.5.")
+    ] = True
     val_fraction: Annotated[
         float, tyro.conf.arg(help="Share of patients for validation (none left: a warning, and latest.json is kept).")
     ] = Field(default=0.2, ge=0.0, lt=1.0)

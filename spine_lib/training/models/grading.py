@@ -32,12 +32,18 @@ from spine_lib.training.registry import register_model
 
 #: Per-head loss options: a value per head name.
 PerHead = Mapping[str, Any]
-#: The backbone's last feature map is also pooled to a grid of this size (after a 1x1 convolution to
-#: :data:`LAYOUT_CHANNELS`): a crop holds its disc at the centre, the disc's upper and lower endplates above and
-#: below it and the neighbouring discs near the borders, and a grade belongs to one of those places, which global
-#: average pooling alone throws away (a Schmorl node of the disc above looks like one of this disc's).
-LAYOUT_GRID = 3
-LAYOUT_CHANNELS = 32
+#: A feature map of the backbone (:data:`LAYOUT_STAGE`: the stride-16 stage before the last) is also reduced to
+#: :data:`LAYOUT_CHANNELS` channels by a 1x1 convolution and pooled to a grid of this size: a crop holds its disc at
+#: the centre, the disc's upper and lower endplates just above and below it, and the neighbouring discs' endplates a
+#: vertebra away, and a grade belongs to one of those places, which global average pooling alone throws away (a
+#: Schmorl node of the disc above looks like one of this disc's). At 128 px the stride-16 map is 8x8, cells of 16
+#: px, so the rows tell this disc's endplates from the neighbours'; the last map (4x4, 32 px) does not.
+LAYOUT_GRID = 8
+LAYOUT_CHANNELS = 16
+#: Which of the backbone's feature stages (``backbone.feature_info``, Python indexing) the layout reads.
+LAYOUT_STAGE = -2
+#: The binary heads' outputs in order (``herniation``'s two, ``endplate``'s two, ...): one decision offset each.
+BINARY_OUTPUTS: tuple[str, ...] = tuple(c for head in GRADING_HEADS if head.kind == "binary" for c in head.columns)
 
 
 @dataclass
@@ -134,14 +140,21 @@ class ResNet50MTL(BaseModel):
     """Multi-task disc grading: a timm backbone's features feed one head per task of
     :data:`~spine_lib.training.grading.GRADING_HEADS` (dropout + an MLP). ``backbone``: any timm model name.
 
-    The heads see the globally pooled features and, with ``layout_grid`` > 0, the last feature map reduced to
-    :data:`LAYOUT_CHANNELS` channels and pooled to a ``layout_grid`` x ``layout_grid`` grid (where in the crop a
-    finding lies: see :data:`LAYOUT_GRID`); ``layout_grid=0``: global pooling only."""
+    The heads see the globally pooled features and, with ``layout_grid`` > 0, the feature map of stage
+    ``layout_stage`` (of ``backbone.feature_info``; -1: the last) reduced to :data:`LAYOUT_CHANNELS` channels and
+    pooled to a ``layout_grid`` x ``layout_grid`` grid (where in the crop a finding lies: see :data:`LAYOUT_GRID`);
+    ``layout_grid=0``: global pooling only.
+
+    ``decision_offsets`` (a buffer, saved in the checkpoint; zero until :meth:`set_decision_thresholds`) holds a
+    logit threshold per binary output (:data:`BINARY_OUTPUTS`): in eval mode the binary logits come out shifted
+    by it, so a positive is ``logit >= 0`` (probability >= 0.5) everywhere downstream. Training sees raw logits."""
 
     registry_name = "resnet50_mtl"
+    decision_offsets: torch.Tensor
 
     def __init__(self, backbone: str = "resnet50", pretrained: bool = False, weights_file: Path | str | None = None,
-                 dropout: float = 0.3, hidden_dim: int = 512, layout_grid: int = LAYOUT_GRID) -> None:
+                 dropout: float = 0.3, hidden_dim: int = 512, layout_grid: int = LAYOUT_GRID,
+                 layout_stage: int = LAYOUT_STAGE) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ConfigError("dropout", f"must be in [0, 1), got {dropout}")
@@ -150,13 +163,21 @@ class ResNet50MTL(BaseModel):
         if layout_grid < 0:
             raise ConfigError("layout_grid", f"must be 0 (off) or positive, got {layout_grid}")
         self.backbone_name = backbone
-        self.remember_architecture(backbone=backbone, dropout=dropout, hidden_dim=hidden_dim, layout_grid=layout_grid)
+        self.remember_architecture(backbone=backbone, dropout=dropout, hidden_dim=hidden_dim, layout_grid=layout_grid,
+                                   layout_stage=layout_stage)
         self.backbone = create_backbone(backbone, pretrained=pretrained, weights_file=weights_file, num_classes=0)
         features = int(self.backbone.num_features)  # type: ignore[arg-type]
+        stages = list(getattr(self.backbone, "feature_info", []))
+        if layout_grid and not -len(stages) <= layout_stage < len(stages):
+            raise ConfigError("layout_stage", f"{backbone} has {len(stages)} feature stages, got {layout_stage}")
+        #: the stage's index among the backbone's intermediates (timm's ``forward_intermediates``)
+        self.layout_index = layout_stage % len(stages) if layout_grid else -1
         self.layout = nn.Sequential(
-            nn.Conv2d(features, LAYOUT_CHANNELS, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(layout_grid), nn.Flatten(),
+            nn.Conv2d(int(stages[self.layout_index]["num_chs"]), LAYOUT_CHANNELS, 1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(layout_grid), nn.Flatten(),
         ) if layout_grid else None
         features += LAYOUT_CHANNELS * layout_grid**2
+        self.register_buffer("decision_offsets", torch.zeros(len(BINARY_OUTPUTS)))
         self.heads = nn.ModuleDict({
             head.name: nn.Sequential(
                 nn.Dropout(dropout),
@@ -174,10 +195,35 @@ class ResNet50MTL(BaseModel):
         if self.layout is None:
             features = self.backbone(x)
         else:
-            maps = self.backbone.forward_features(x)  # type: ignore[operator]
+            maps, (stage,) = self.backbone.forward_intermediates(  # type: ignore[operator]
+                x, indices=[self.layout_index])
             pooled = self.backbone.forward_head(maps, pre_logits=True)  # type: ignore[operator]
-            features = torch.cat([pooled, self.layout(maps)], dim=1)
-        return MTLPredictions(**{name: head(features) for name, head in self.heads.items()})
+            features = torch.cat([pooled, self.layout(stage)], dim=1)
+        logits = {name: head(features) for name, head in self.heads.items()}
+        if not self.training:
+            offsets = self.decision_offsets.split([HEADS[name].outputs for name in self.binary_heads])
+            for name, offset in zip(self.binary_heads, offsets, strict=True):
+                logits[name] = logits[name] - offset.to(logits[name].dtype)
+        return MTLPredictions(**logits)
+
+    @property
+    def binary_heads(self) -> list[str]:
+        return [head.name for head in GRADING_HEADS if head.kind == "binary"]
+
+    def decision_thresholds(self) -> dict[str, float]:
+        """The logit threshold of each binary output (0: probability 0.5)."""
+        return dict(zip(BINARY_OUTPUTS, self.decision_offsets.tolist(), strict=True))
+
+    def set_decision_thresholds(self, thresholds: Mapping[str, float]) -> None:
+        """Set the logit threshold of binary outputs by column name (``spondylolisthesis``...); others keep theirs."""
+        unknown = sorted(set(thresholds) - set(BINARY_OUTPUTS))
+        if unknown:
+            raise ConfigError("thresholds", f"unknown binary outputs {unknown}; outputs: {', '.join(BINARY_OUTPUTS)}")
+        values = self.decision_offsets.clone()
+        for i, column in enumerate(BINARY_OUTPUTS):
+            if column in thresholds:
+                values[i] = float(thresholds[column])
+        self.decision_offsets.copy_(values)
 
     def head_losses(self, predictions: MTLPredictions, targets: MTLTargets, label_smoothing: float = 0.0,
                     class_weights: PerHead | None = None, pos_weights: PerHead | None = None) -> dict[str, torch.Tensor]:

@@ -3,8 +3,10 @@
 ``train_classification(config)`` trains a registered grading model on :class:`ClassificationDataset` (T2/T1/T2
 crops of each disc, patients never in two splits), with a loss per head (label-smoothed cross-entropy for Pfirrmann
 and Modic, BCE for the binary heads), per-head weights and, by default, class weights from the training split (rare
-grades weigh more). The best checkpoint maximizes the declared ``checkpoint_metric`` on the validation split; its
-metrics come with each head's majority-class baseline, and the run writes curves and confusion matrices.
+grades weigh more). The best checkpoint maximizes the declared ``checkpoint_metric`` on the validation split; then
+each binary output's decision threshold is set where that model's validation macro-F1 is highest
+(``tune_thresholds``; kept in the checkpoint). Its metrics come with each head's majority-class baseline, and the
+run writes curves and confusion matrices.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from loguru import logger
 from torch.utils.data import DataLoader, Dataset
@@ -30,6 +33,39 @@ if TYPE_CHECKING:
 
 #: class weights are capped at this multiple of the mean weight (a grade seen once must not dominate)
 MAX_CLASS_WEIGHT = 10.0
+#: a tuned decision threshold stays within this many logits of 0 (a few validation discs must not push it far)
+MAX_THRESHOLD_LOGIT = 4.0
+
+
+def macro_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of the positive and the negative class's F1 of 0/1 arrays (a class absent from both scores 1)."""
+    scores = []
+    for cls in (1, 0):
+        tp = float(np.sum((predicted == cls) & (truth == cls)))
+        fp = float(np.sum((predicted == cls) & (truth != cls)))
+        fn = float(np.sum((predicted != cls) & (truth == cls)))
+        scores.append(1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def macro_f1_threshold(logits: np.ndarray, truth: np.ndarray, limit: float = MAX_THRESHOLD_LOGIT) -> float:
+    """The logit threshold (positive when ``logit >= t``) of highest macro-F1 on ``(logits, truth)``; among
+    equals the one nearest 0, and 0 when ``truth`` holds one class only. Candidates: 0 and the midpoints between
+    neighbouring logits, within ``[-limit, limit]``.
+
+    Example:
+        >>> macro_f1_threshold(np.array([-3.0, -2.0, -1.0, -0.5, 2.0]), np.array([0, 0, 1, 1, 1]))
+        -1.5
+    """
+    logits, truth = np.asarray(logits, dtype=np.float64).reshape(-1), np.asarray(truth).reshape(-1).astype(int)
+    if logits.size == 0 or truth.min() == truth.max():
+        return 0.0
+    values = np.unique(logits)
+    candidates = np.concatenate([[0.0], (values[1:] + values[:-1]) / 2])
+    candidates = candidates[np.abs(candidates) <= limit]
+    scores = np.array([macro_f1((logits >= t).astype(int), truth) for t in candidates])
+    best = candidates[np.isclose(scores, scores.max())]
+    return float(best[np.argmin(np.abs(best))])
 
 
 def inverse_frequency(counts: list[int]) -> list[float]:
@@ -185,6 +221,10 @@ class ClassificationTrainer(BaseTrainer[ClassificationConfig, Any, Dataset]):
         if result.best_model_path.is_file() and self.best_epoch != result.epochs_run - 1:
             load_model_state(self.unwrapped_model, read_checkpoint(result.best_model_path), result.best_model_path)
         val_loss, metrics, outputs = self.best_validation or self.validate()
+        if (self.multitask and self.config.tune_thresholds and metrics and result.best_model_path.is_file()
+                and hasattr(self.unwrapped_model, "set_decision_thresholds")):
+            self.tune_thresholds(outputs, result.best_model_path)
+            val_loss, metrics, outputs = self.validate()
         if metrics:
             result.final_metrics = {"val_loss": val_loss, **metrics}
         result.plots["training_curves"] = self.visualizer.plot_training_curves(self.history)
@@ -196,6 +236,32 @@ class ClassificationTrainer(BaseTrainer[ClassificationConfig, Any, Dataset]):
                 predictions, targets = self.single_task_dicts(predictions, targets)
             matrices = self.metrics.confusion_matrices(predictions, targets)
             result.plots.update(self.visualizer.plot_confusion_matrices(matrices))
+
+    def tune_thresholds(self, outputs: dict[str, Any], best_model: Path) -> dict[str, float]:
+        """Each binary output's decision threshold set where the best model's validation macro-F1 is highest
+        (rare positives, as spondylolisthesis, are often ranked well but fall short of probability 0.5), and
+        stored with the best checkpoint's weights; returns the thresholds (logits)."""
+        from spine_lib.training.checkpoints import read_checkpoint, save_checkpoint
+
+        model = self.unwrapped_model
+        predictions, targets = outputs["predictions"], outputs["targets"]
+        logits = predictions.as_dict() if hasattr(predictions, "as_dict") else predictions
+        truth = targets.as_dict() if hasattr(targets, "as_dict") else targets
+        thresholds = dict(model.decision_thresholds())
+        for head in GRADING_HEADS:
+            if head.kind != "binary":
+                continue
+            scores = logits[head.name].detach().float().cpu().numpy().reshape(-1, head.outputs)
+            values = truth[head.name].detach().cpu().numpy().reshape(-1, head.outputs)
+            for i, column in enumerate(head.columns):
+                thresholds[column] += macro_f1_threshold(scores[:, i], values[:, i])
+        model.set_decision_thresholds(thresholds)
+        payload = read_checkpoint(best_model)
+        payload["model_state_dict"] = model.state_dict()
+        save_checkpoint(payload, best_model)
+        logger.info("decision thresholds (logits) of the binary outputs, tuned on validation: {}",
+                    ", ".join(f"{k} {v:+.2f}" for k, v in thresholds.items()))
+        return thresholds
 
     def evaluate(self, split: str | None = None, checkpoint: Path | None = None) -> dict[str, float]:
         """Metrics of the best (or given) checkpoint on ``split`` (default: test if held out, else val)."""
