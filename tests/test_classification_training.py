@@ -88,14 +88,18 @@ def test_binary_thresholds_are_tuned_on_validation_and_kept_in_the_checkpoint(tr
 def test_threshold_of_highest_macro_f1() -> None:
     truth = np.array([0, 0, 0, 1, 1])
     # positives ranked above negatives but all below logit 0: the threshold falls between them
-    assert macro_f1_threshold(np.array([-4.0, -3.0, -2.5, -1.0, -0.2]), truth) == pytest.approx(-1.75)
+    assert macro_f1_threshold(np.array([-4.0, -3.0, -2.5, -1.0, -0.2]), truth, min_cases=2) == pytest.approx(-1.75)
     assert macro_f1((np.array([-4.0, -3.0, -2.5, -1.0, -0.2]) >= -1.75).astype(int), truth) == 1.0
     assert macro_f1(np.array([0, 0, 0, 0, 0]), truth) == pytest.approx((0.0 + 2 * 3 / (2 * 3 + 2)) / 2)
     # already right at 0: stays at 0 (of the equally good thresholds, the one nearest 0)
-    assert macro_f1_threshold(np.array([-2.0, -1.0, -0.5, 0.5, 3.0]), truth) == 0.0
-    assert macro_f1_threshold(np.array([-1.0, 2.0]), np.array([1, 1])) == 0.0  # one class: nothing to tune
+    assert macro_f1_threshold(np.array([-2.0, -1.0, -0.5, 0.5, 3.0]), truth, min_cases=2) == 0.0
+    assert macro_f1_threshold(np.array([-1.0, 2.0]), np.array([1, 1]), min_cases=1) == 0.0  # one class
     # never beyond the limit, even when the only separating threshold is
-    assert macro_f1_threshold(np.array([-9.0, -8.0, -7.0, -6.0, -5.5]), truth, limit=4.0) == 0.0
+    assert macro_f1_threshold(np.array([-9.0, -8.0, -7.0, -6.0, -5.5]), truth, limit=4.0, min_cases=2) == 0.0
+    # too few positives to fit a threshold to (the default asks for 5 of each class): left at 0
+    rare = np.array([0] * 20 + [1] * 2)
+    assert macro_f1_threshold(np.linspace(-5, -1, 22), rare) == 0.0
+    assert macro_f1_threshold(np.linspace(-5, -1, 22), rare, min_cases=2) < 0.0
 
 
 def test_an_unknown_checkpoint_metric_fails_before_training(crops: DataLayout) -> None:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 MAX_CLASS_WEIGHT = 10.0
 #: a tuned decision threshold stays within this many logits of 0 (a few validation discs must not push it far)
 MAX_THRESHOLD_LOGIT = 4.0
+#: an output's threshold is tuned only when validation holds at least this many positives and negatives: a
+#: threshold fitted to one or two rare positives (spondylolisthesis in a small split) is noise
+MIN_TUNING_CASES = 5
 
 
 def macro_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -48,17 +51,19 @@ def macro_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def macro_f1_threshold(logits: np.ndarray, truth: np.ndarray, limit: float = MAX_THRESHOLD_LOGIT) -> float:
+def macro_f1_threshold(logits: np.ndarray, truth: np.ndarray, limit: float = MAX_THRESHOLD_LOGIT,
+                       min_cases: int = MIN_TUNING_CASES) -> float:
     """The logit threshold (positive when ``logit >= t``) of highest macro-F1 on ``(logits, truth)``; among
-    equals the one nearest 0, and 0 when ``truth`` holds one class only. Candidates: 0 and the midpoints between
-    neighbouring logits, within ``[-limit, limit]``.
+    equals the one nearest 0, and 0 when ``truth`` holds fewer than ``min_cases`` positives or negatives.
+    Candidates: 0 and the midpoints between neighbouring logits, within ``[-limit, limit]``.
 
     Example:
-        >>> macro_f1_threshold(np.array([-3.0, -2.0, -1.0, -0.5, 2.0]), np.array([0, 0, 1, 1, 1]))
+        >>> macro_f1_threshold(np.array([-3.0, -2.0, -1.0, -0.5, 2.0]), np.array([0, 0, 1, 1, 1]), min_cases=2)
         -1.5
     """
     logits, truth = np.asarray(logits, dtype=np.float64).reshape(-1), np.asarray(truth).reshape(-1).astype(int)
-    if logits.size == 0 or truth.min() == truth.max():
+    positives = int(truth.sum())
+    if logits.size == 0 or min(positives, truth.size - positives) < max(1, min_cases):
         return 0.0
     values = np.unique(logits)
     candidates = np.concatenate([[0.0], (values[1:] + values[:-1]) / 2])
