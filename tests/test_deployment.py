@@ -148,6 +148,33 @@ def test_report_reaches_patients_with_no_click(flow: Flow) -> None:
     assert flow.sensors_started == []
 
 
+def test_the_deployments_storages_keep_their_connections(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/dagster.yaml's storages are Dagster's PostgreSQL ones over a pool: the deployment's own data reads
+    back through them, and fifty queries open at most one connection (dagster-postgres alone: fifty)."""
+    import dagster as dg
+    from sqlalchemy import event
+
+    from spine_assets.pg_storage import (
+        PooledPostgresEventLogStorage,
+        PooledPostgresRunStorage,
+        PooledPostgresScheduleStorage,
+    )
+
+    for key, value in flow.deployment.env.items():
+        monkeypatch.setenv(key, value)
+    with dg.DagsterInstance.from_config(str(flow.deployment.dagster_home)) as instance:
+        assert [type(s) for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)] == [
+            PooledPostgresRunStorage, PooledPostgresEventLogStorage, PooledPostgresScheduleStorage]
+        run = instance.get_run_by_id(flow.patients.run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+        engine = instance.event_log_storage._engine  # type: ignore[attr-defined]
+        opened: list[object] = []
+        event.listen(engine, "connect", lambda connection, record: opened.append(connection))
+        for _ in range(50):
+            assert instance.has_dynamic_partition("phenikaa_reports", flow.report_key)
+        assert len(opened) <= 1
+
+
 def test_report_partition_and_its_run_are_in_postgres(flow: Flow) -> None:
     partitions = query(flow, "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s",
                        "phenikaa_reports")

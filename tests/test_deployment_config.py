@@ -130,13 +130,16 @@ def test_deployment_instance_config_is_valid_dagster(tmp_path: Path, monkeypatch
                        "DAGSTER_COMPUTE_LOGS_DIR": str(tmp_path / "s/logs")}.items():
         monkeypatch.setenv(key, value)
     config = instance_config(tmp_path, INSTANCE_YAML.read_text())
-    # storage: PostgreSQL, every field from the environment, through psycopg2
-    storage = process_config(pg_config(), config["storage"]["postgres"])
-    assert storage.success and storage.value is not None, storage.errors
-    assert storage.value["postgres_db"] == {
-        "hostname": "db.internal", "port": 6543, "username": "spine", "password": "s3cret", "db_name": "spine_dagster",
-        "scheme": "postgresql+psycopg2", "params": {},
-    }
+    # storage: Dagster's PostgreSQL storages over a connection pool, every field from the environment, psycopg2
+    assert "storage" not in config
+    for key, name in (("run_storage", "Run"), ("event_log_storage", "EventLog"), ("schedule_storage", "Schedule")):
+        assert (config[key]["module"], config[key]["class"]) == ("spine_assets.pg_storage", f"PooledPostgres{name}Storage")
+        storage = process_config(pg_config(), config[key]["config"])
+        assert storage.success and storage.value is not None, storage.errors
+        assert storage.value["postgres_db"] == {
+            "hostname": "db.internal", "port": 6543, "username": "spine", "password": "s3cret",
+            "db_name": "spine_dagster", "scheme": "postgresql+psycopg2", "params": {},
+        }
     # the configurable classes load and accept their config
     classes = {}
     for key in ("run_coordinator", "run_launcher", "compute_logs", "local_artifact_storage"):
