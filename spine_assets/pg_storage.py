@@ -38,49 +38,28 @@ def pool_connections(storage: Any) -> None:
     )
 
 
-def _arguments(inst_data: ConfigurableClassData | None, config_value: Any) -> dict[str, Any]:
-    return {
-        "inst_data": inst_data,
-        "postgres_url": pg_url_from_config(config_value),
-        "should_autocreate_tables": config_value.get("should_autocreate_tables", True),
-        "token_provider": get_token_provider_from_config(config_value),
-    }
+class _Pooled:
+    """Mixin before a dagster-postgres storage class: the storage built from its config as Dagster builds it
+    (``from_config_value``), then given a pooled engine."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        pool_connections(self)
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Any:
+        return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
+                   should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+                   token_provider=get_token_provider_from_config(config_value))
 
 
-class PooledPostgresRunStorage(PostgresRunStorage):
+class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
     """Dagster's PostgreSQL run storage over a connection pool."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        pool_connections(self)
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
-                          config_value: Any) -> PooledPostgresRunStorage:
-        return cls(**_arguments(inst_data, config_value))
-
-
-class PooledPostgresEventLogStorage(PostgresEventLogStorage):
+class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
     """Dagster's PostgreSQL event log storage over a connection pool."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        pool_connections(self)
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
-                          config_value: Any) -> PooledPostgresEventLogStorage:
-        return cls(**_arguments(inst_data, config_value))
-
-
-class PooledPostgresScheduleStorage(PostgresScheduleStorage):
+class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
     """Dagster's PostgreSQL schedule storage (schedules, sensors and their cursors, ticks) over a connection pool."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        pool_connections(self)
-
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
-                          config_value: Any) -> PooledPostgresScheduleStorage:
-        return cls(**_arguments(inst_data, config_value))

@@ -19,11 +19,11 @@ from spine_lib.datasets.classification import ClassificationDatasetConfig, build
 from spine_lib.errors import ConfigError
 from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
 from spine_lib.training.config import ClassificationConfig
+from spine_lib.training.metrics import macro_f1
 from spine_lib.training.models.grading import ResNet50MTL
 from spine_lib.training.trainers.classification import (
     ClassificationTrainer,
     inverse_frequency,
-    macro_f1,
     macro_f1_threshold,
     train_classification,
 )
@@ -89,8 +89,7 @@ def test_threshold_of_highest_macro_f1() -> None:
     truth = np.array([0, 0, 0, 1, 1])
     # positives ranked above negatives but all below logit 0: the threshold falls between them
     assert macro_f1_threshold(np.array([-4.0, -3.0, -2.5, -1.0, -0.2]), truth, min_cases=2) == pytest.approx(-1.75)
-    assert macro_f1((np.array([-4.0, -3.0, -2.5, -1.0, -0.2]) >= -1.75).astype(int), truth) == 1.0
-    assert macro_f1(np.array([0, 0, 0, 0, 0]), truth) == pytest.approx((0.0 + 2 * 3 / (2 * 3 + 2)) / 2)
+    assert macro_f1(truth, (np.array([-4.0, -3.0, -2.5, -1.0, -0.2]) >= -1.75).astype(int)) == 1.0
     # already right at 0: stays at 0 (of the equally good thresholds, the one nearest 0)
     assert macro_f1_threshold(np.array([-2.0, -1.0, -0.5, 0.5, 3.0]), truth, min_cases=2) == 0.0
     assert macro_f1_threshold(np.array([-1.0, 2.0]), np.array([1, 1]), min_cases=1) == 0.0  # one class

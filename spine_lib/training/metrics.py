@@ -226,6 +226,17 @@ def _class_scores(confusion: np.ndarray) -> dict[str, float]:
     }
 
 
+def macro_f1(true: np.ndarray, predicted: np.ndarray, classes: int = 2) -> float:
+    """Macro F1 of class predictions, as :class:`MTLClassificationMetrics` reports it (over the classes in the
+    targets or the predictions).
+
+    Example:
+        >>> macro_f1(np.array([0, 0, 0, 1, 1]), np.array([0, 0, 0, 0, 0]))
+        0.375
+    """
+    return _class_scores(confusion_matrix(true, predicted, classes))["macro_f1"]
+
+
 def _head_values(values: Any, heads: Sequence[GradingHead], what: str) -> dict[str, np.ndarray]:
     """One array per head from a mapping (or an object with ``as_dict()``, e.g. ``MTLTargets``)."""
     mapping = values.as_dict() if hasattr(values, "as_dict") else values

@@ -23,6 +23,7 @@ from spine_lib.errors import ConfigError, InputPathError
 from spine_lib.formats.classification import ANNOTATIONS_FILE
 from spine_lib.training.config import ClassificationConfig
 from spine_lib.training.grading import GRADING_HEADS, HEADS, MTLTargets
+from spine_lib.training.metrics import macro_f1
 from spine_lib.training.registry import ModelRegistry, register_trainer
 from spine_lib.training.runs import BEST_MODEL, TrainingResult
 from spine_lib.training.trainer import BaseTrainer, check_levels, nothing_matches
@@ -38,17 +39,6 @@ MAX_THRESHOLD_LOGIT = 4.0
 #: an output's threshold is tuned only when validation holds at least this many positives and negatives: a
 #: threshold fitted to one or two rare positives (spondylolisthesis in a small split) is noise
 MIN_TUNING_CASES = 5
-
-
-def macro_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Mean of the positive and the negative class's F1 of 0/1 arrays (a class absent from both scores 1)."""
-    scores = []
-    for cls in (1, 0):
-        tp = float(np.sum((predicted == cls) & (truth == cls)))
-        fp = float(np.sum((predicted == cls) & (truth != cls)))
-        fn = float(np.sum((predicted != cls) & (truth == cls)))
-        scores.append(1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
 
 
 def macro_f1_threshold(logits: np.ndarray, truth: np.ndarray, limit: float = MAX_THRESHOLD_LOGIT,
@@ -68,7 +58,7 @@ def macro_f1_threshold(logits: np.ndarray, truth: np.ndarray, limit: float = MAX
     values = np.unique(logits)
     candidates = np.concatenate([[0.0], (values[1:] + values[:-1]) / 2])
     candidates = candidates[np.abs(candidates) <= limit]
-    scores = np.array([macro_f1((logits >= t).astype(int), truth) for t in candidates])
+    scores = np.array([macro_f1(truth, (logits >= t).astype(int)) for t in candidates])
     best = candidates[np.isclose(scores, scores.max())]
     return float(best[np.argmin(np.abs(best))])
 
