@@ -212,6 +212,9 @@ def main() -> None:
 
             def all_matched() -> Materialization | None:
                 deployment.check_alive()
+                failed = [run_id for run_id, status in report_runs(postgres) if status == "FAILURE"]
+                if failed:
+                    raise SystemExit(f"report run {failed[0]} failed: see its logs under {work / 'd1'}")
                 found = materializations_after(postgres, "phenikaa_patients", before)
                 return next((m for m in found if m.metadata.get("matched") == cli_matched), None)
 

@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="synthetic data root to make or reuse")
     parser.add_argument("--studies", type=int, default=60)
     parser.add_argument("--size", type=int, default=256, help="in-plane size of the synthetic series")
+    parser.add_argument("--model", default="convnext_localization",
+                        choices=["convnext_localization", "convnext_disc_detector"],
+                        help="level-conditioned localizer, or the level-free disc detector")
     parser.add_argument("--variant", default="atto")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=60)
@@ -79,7 +82,7 @@ def main() -> None:
         report = build_ivd_coords(IVDDatasetConfig(base_path=root))
         config = LocalizationConfig(
             data_path=root / "processed/ivd_coords", weights_path=args.weights or Path(tmp) / "weights",
-            model_variant=args.variant, augmentation=args.augmentation,
+            model_name=args.model, model_variant=args.variant, augmentation=args.augmentation,
             image_size=(args.image_size, args.image_size), batch_size=args.batch_size, num_epochs=args.epochs,
             learning_rate=args.learning_rate, head_type=args.head, device=args.device, val_fraction=0.1,
             test_fraction=0.2, max_train_minutes=args.minutes, visualize_predictions=False, early_stopping=False,
@@ -108,6 +111,7 @@ def main() -> None:
             style_b = module.evaluate(folder, trainer.unwrapped_model.eval(), (args.image_size, args.image_size),
                                       str(trainer.accelerator.device), 16)
         print(json.dumps({
+            "model": args.model,
             "augmentation": args.augmentation,
             "heatmap_loss_weight": config.heatmap_loss_weight,
             "device": trainer.device_choice.device,

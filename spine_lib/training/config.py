@@ -188,7 +188,10 @@ class LocalizationConfig(TrainingConfig):
         DEFAULT_LAYOUT.ivd_coords
     )
     model_name: Annotated[
-        Literal["convnext_localization", "vit_localization"], tyro.conf.arg(help="Registered model.")
+        Literal["convnext_localization", "convnext_disc_detector", "vit_localization"],
+        tyro.conf.arg(help="Registered model: level-conditioned (convnext_localization, vit_localization) or "
+                           "level-free (convnext_disc_detector: every disc a heatmap peak, levels counted up "
+                           "from L5/S1)."),
     ] = "convnext_localization"
     model_variant: Annotated[str, tyro.conf.arg(help=f"Backbone variant ({', '.join(CONVNEXT_VARIANTS)}).")] = "base"
     pretrained: Annotated[

@@ -113,13 +113,9 @@ def convert_images(tasks: list[ImageTask], workers: int, verbose: bool) -> list[
     from spine_lib.core.progress import track
 
     if workers > 1 and len(tasks) >= PARALLEL_MIN_IMAGES:
-        import os
-        from concurrent.futures import ProcessPoolExecutor
+        from spine_lib.core.processes import worker_pool
 
-        from spine_lib.core.processes import die_with_parent
-
-        # a hard kill of the build leaves no worker writing on its own
-        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        with worker_pool(workers, [__name__]) as pool:
             chunk = max(1, len(tasks) // (workers * 8))
             return list(track(pool.map(convert_image, tasks, chunksize=chunk), "Images", total=len(tasks),
                               enabled=verbose))

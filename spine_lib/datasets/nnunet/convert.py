@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from spine_lib.core.markdown import markdown_table
 from spine_lib.core.phi import redact
-from spine_lib.core.processes import die_with_parent
+from spine_lib.core.processes import worker_pool
 from spine_lib.datasets.nnunet.cases import CaseResult, CaseSource, find_cases, same_geometry, volume_problem
 from spine_lib.datasets.nnunet.config import ConvertConfig
 from spine_lib.errors import ConfigError, MedicalImageError
@@ -132,10 +132,9 @@ def reject_case(result: CaseResult, reason: str, start: float) -> CaseResult:
     return result
 
 
-def _init_worker(parent_pid: int) -> None:
+def _init_worker() -> None:
     import SimpleITK as sitk
 
-    die_with_parent(parent_pid)  # a hard kill of the job leaves no worker writing on its own
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # one process per core: no oversubscription
 
 
@@ -159,12 +158,10 @@ def run_cases(todo: list[CaseSource], output: Path, mapping: dict[int, int], fil
         for job in jobs:
             yield _convert_star(job)
         return
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     lost: list[Job] = []
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_init_worker,
-                               initargs=(os.getpid(),))
+    pool = worker_pool(min(workers, len(todo)), [__name__], initializer=_init_worker)
     try:
         futures = [pool.submit(_convert_star, job) for job in jobs]
         for job, future in zip(jobs, futures, strict=True):
@@ -180,10 +177,9 @@ def run_cases(todo: list[CaseSource], output: Path, mapping: dict[int, int], fil
 
 def convert_in_own_process(job: Job) -> CaseResult:
     """Convert one case in a fresh worker process; a rejected result when that process dies."""
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=1, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+    with worker_pool(1, [__name__], initializer=_init_worker) as pool:
         try:
             return pool.submit(_convert_star, job).result()
         except BrokenProcessPool:

@@ -273,14 +273,9 @@ def read_new_reports(config: PreprocessConfig, paths: list[Path], only_new: bool
         else:
             todo.append(path)
     if config.workers > 1 and len(todo) > 1:
-        import os
-        from concurrent.futures import ProcessPoolExecutor
+        from spine_lib.core.processes import worker_pool
 
-        from spine_lib.core.processes import die_with_parent
-
-        # a hard kill of the job leaves no worker reading (and writing records) on its own
-        with ProcessPoolExecutor(max_workers=min(config.workers, len(todo)), initializer=die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
+        with worker_pool(min(config.workers, len(todo)), [__name__]) as pool:
             for path, fields in zip(todo, pool.map(read_and_save_report, todo, [config] * len(todo), chunksize=4),
                                     strict=True):
                 outcomes[path] = ReportOutcome(fields, read=True)

@@ -1,0 +1,145 @@
+"""The level-free disc localizer: its targets, its chain rule and the model's answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from spine_lib.errors import ConfigError
+from spine_lib.training.models.disc_detector import (
+    ConvNextDiscDetector,
+    count_up_from_sacrum,
+    disc_targets,
+    focal_loss,
+    peak_points,
+    soft_peak,
+)
+from spine_lib.training.registry import ModelRegistry
+
+
+def lumbar_chain(bottom: tuple[float, float], step: float, bend_deg: float, count: int = 5) -> list[tuple[float, float]]:
+    """Points from the bottom upwards, each step ``step`` cells long and turning ``bend_deg`` from the one before."""
+    points = [bottom]
+    angle = 0.0
+    for _ in range(count - 1):
+        x, y = points[-1]
+        points.append((x + step * math.sin(math.radians(angle)), y - step * math.cos(math.radians(angle))))
+        angle += bend_deg
+    return points
+
+
+def test_the_chain_is_counted_up_from_the_anchor_past_distractors() -> None:
+    truth = lumbar_chain((30.0, 48.0), 7.0, -8.0)
+    thoracic = lumbar_chain(truth[-1], 6.0, -3.0, count=4)[1:]  # more discs above L1/L2
+    sacral = [(29.0, 54.0)]  # a peak below the anchor (a fused sacral segment)
+    beside = [(12.0, 30.0), (50.0, 20.0)]  # off the spine
+    peaks = [(x, y, 0.9) for x, y in truth + thoracic + sacral + beside]
+    chain, extrapolated = count_up_from_sacrum((30.6, 48.4), peaks, 5, height=56)
+    assert extrapolated == 0
+    assert chain == truth  # bottom first: L5/S1 .. L1/L2, snapped onto the peaks
+
+
+def test_a_missing_disc_is_extrapolated_and_the_chain_goes_on() -> None:
+    truth = lumbar_chain((30.0, 50.0), 8.0, -5.0)
+    peaks = [(x, y, 0.9) for i, (x, y) in enumerate(truth) if i != 2]  # L3/L4 not found
+    chain, extrapolated = count_up_from_sacrum(truth[0], peaks, 5, height=56)
+    assert extrapolated == 1
+    assert math.dist(chain[2], truth[2]) < 1.0  # where the step before points
+    assert chain[3:] == truth[3:]  # and the discs above it are found again
+
+
+def test_a_rotated_spine_is_followed() -> None:
+    truth = lumbar_chain((20.0, 50.0), 7.0, 0.0)
+    angle = math.radians(25)  # the whole spine tilted
+    cx, cy = truth[0]
+    tilted = [(cx + (x - cx) * math.cos(angle) - (y - cy) * math.sin(angle),
+               cy + (x - cx) * math.sin(angle) + (y - cy) * math.cos(angle)) for x, y in truth]
+    chain, extrapolated = count_up_from_sacrum(tilted[0], [(x, y, 0.8) for x, y in tilted], 5, height=56)
+    assert extrapolated == 0
+    assert all(math.dist(a, b) < 1e-9 for a, b in zip(chain, tilted, strict=True))
+
+
+def test_disc_targets_teach_nothing_past_the_top_labelled_level() -> None:
+    height = width = 32
+    cells = [(16.0, 6.0), (16.0, 11.0), (16.0, 16.0), (16.0, 21.0), (16.0, 26.0)]  # L1/L2 (top) .. L5/S1
+    targets = torch.tensor([[[x / width, y / height] for x, y in cells]])
+    levels = torch.arange(5)[None]
+    heat, taught = disc_targets(targets, levels, height, width, num_levels=5)
+    for x, y in cells:
+        assert float(heat[0, int(y), int(x)]) > 0.6  # a peak at every point
+    assert float(heat[0, 16, 2]) < 1e-6
+    assert bool(taught[0, 30, 16])  # below L5/S1: taught (no disc there)
+    assert not bool(taught[0, 1, 16])  # more than half a step past the top labelled level: not taught
+    assert bool(taught[0, 4, 16])  # within half a step of it: taught
+    # without L5/S1 the bottom end is left open too
+    partial = targets.clone()
+    partial[0, 4] = float("nan")
+    _, taught = disc_targets(partial, levels, height, width, num_levels=5)
+    assert not bool(taught[0, 30, 16]) and bool(taught[0, 22, 16])
+
+
+def test_focal_loss_is_low_for_the_right_heatmap() -> None:
+    height = width = 32
+    targets = torch.tensor([[[0.5, 0.3], [0.5, 0.5], [0.5, 0.7]]])
+    levels = torch.tensor([[2, 3, 4]])
+    heat, taught = disc_targets(targets, levels, height, width, num_levels=5)
+    right = torch.logit(heat.clamp(1e-3, 1 - 1e-3))
+    wrong = torch.logit(heat.roll(6, dims=2).clamp(1e-3, 1 - 1e-3))
+    assert float(focal_loss(right, heat, taught)) < 0.2 * float(focal_loss(wrong, heat, taught))
+
+
+def test_peaks_are_refined_between_cells() -> None:
+    scores = torch.zeros(16, 16)
+    scores[5, 7], scores[5, 8] = 0.9, 0.9 * 0.6  # a peak leaning right
+    scores[12, 3] = 0.1  # below the threshold
+    (x, y, score), = peak_points(scores)
+    assert 7.5 < x < 8.5 and y == pytest.approx(5.5) and score == pytest.approx(0.9)
+    logits = torch.full((16, 16), -10.0)
+    logits[9, 4] = 5.0
+    assert soft_peak(logits) == pytest.approx((4.5, 9.5), abs=1e-3)
+
+
+def test_the_model_answers_like_the_level_conditioned_ones() -> None:
+    model = ModelRegistry.create("disc_detector", variant="atto")
+    assert isinstance(model, ConvNextDiscDetector)
+    images = torch.randn(2, 3, 64, 64)
+    grouped = model(images, torch.arange(5).repeat(2, 1))
+    single = model(images, torch.tensor([4, 0]))
+    assert grouped.shape == (2, 5, 2) and single.shape == (2, 2)
+    assert torch.equal(single[0], grouped[0, 4]) and torch.equal(single[1], grouped[1, 0])
+    assert model.last_logits is not None and model.last_logits.shape == (2, 2, 16, 16)  # stride 4
+    with pytest.raises(ConfigError):
+        model(images, torch.tensor([5, 0]))
+    rebuilt = ModelRegistry.create("convnext_disc_detector", **model.architecture_kwargs())
+    assert rebuilt.architecture_kwargs() == model.architecture_kwargs()
+
+
+def test_a_few_steps_teach_the_model_where_bright_discs_are() -> None:
+    """Bright bands on a dark column: after a short training the chain lands on them, counted from the bottom."""
+    torch.manual_seed(0)
+    size = 64
+    image = torch.zeros(1, 3, size, size)
+    rows = [14, 24, 34, 44, 54]  # L1/L2 .. L5/S1, top to bottom
+    for row in rows:
+        image[..., row - 1:row + 2, 26:38] = 1.0
+    image[..., 58:, 22:42] = 0.5  # the sacrum below L5/S1
+    targets = torch.tensor([[[32 / size, (row + 0.5) / size] for row in rows]])
+    levels = torch.arange(5)[None]
+    model = ConvNextDiscDetector(variant="atto")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    first = None
+    for _ in range(60):
+        loss = model.get_loss(model(image, levels), targets)
+        first = float(loss.detach()) if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        points = model(image, levels)[0] * size
+    assert float(loss) < 0.2 * first
+    errors = torch.linalg.vector_norm(points - targets[0] * size, dim=1)
+    assert float(errors.max()) < 3.0, points
