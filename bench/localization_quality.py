@@ -64,7 +64,7 @@ def main() -> None:
                         help="train on one (image, level) item at a time instead of all levels of an image")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--augmentation", default="scanner", choices=["light", "scanner"])
+    parser.add_argument("--augmentation", default="scanner", choices=["light", "scanner", "any_contrast"])
     parser.add_argument("--heatmap-loss-weight", type=float, default=None,
                         help="weight of the heatmap's own loss (default: the config's)")
     parser.add_argument("--weights", type=Path, default=None, help="keep the trained run here (default: temporary)")
@@ -92,6 +92,7 @@ def main() -> None:
         trainer = LocalizationTrainer(config)
         result = trainer.train()
         test = trainer.evaluate("test")
+        print("test:", json.dumps({k: round(v, 4) for k, v in test.items()}), flush=True)  # kept if a later step fails
         train_minutes = result.seconds / 60
         groups = getattr(trainer.train_dataset, "groups", [])
         train_points = sum(len(g) for g in groups) if groups else len(trainer.train_dataset)  # type: ignore[arg-type]

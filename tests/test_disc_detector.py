@@ -16,6 +16,7 @@ from spine_lib.training.models.disc_detector import (
     peak_points,
     soft_peak,
 )
+from spine_lib.training.preprocessing import prepare_batch
 from spine_lib.training.registry import ModelRegistry
 
 
@@ -112,6 +113,13 @@ def test_the_model_answers_like_the_level_conditioned_ones() -> None:
     assert model.last_logits is not None and model.last_logits.shape == (2, 2, 16, 16)  # stride 4
     with pytest.raises(ConfigError):
         model(images, torch.tensor([5, 0]))
+    arrays = [images[0, 0].numpy(), images[1, 0].numpy()]
+    files = model.test_inference(arrays, image_size=(64, 64), level_indices=[4, 0])  # one level per image
+    direct = model(prepare_batch(arrays, (64, 64))[0], None)  # every level of both, one pass per image
+    assert files["level_indices"] == [4, 0]
+    assert torch.equal(files["predictions"], torch.stack([direct[0, 4], direct[1, 0]]))
+    every = model.test_inference([images[0, 0].numpy()], image_size=(64, 64))
+    assert every["predictions"].shape == (5, 2) and every["level_indices"] == [0, 1, 2, 3, 4]
     rebuilt = ModelRegistry.create("convnext_disc_detector", **model.architecture_kwargs())
     assert rebuilt.architecture_kwargs() == model.architecture_kwargs()
 
@@ -130,16 +138,16 @@ def test_a_few_steps_teach_the_model_where_bright_discs_are() -> None:
     model = ConvNextDiscDetector(variant="atto")
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     model.train()
-    first = None
+    losses: list[float] = []
     for _ in range(60):
         loss = model.get_loss(model(image, levels), targets)
-        first = float(loss.detach()) if first is None else first
+        losses.append(float(loss.detach()))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
     with torch.no_grad():
         points = model(image, levels)[0] * size
-    assert float(loss) < 0.2 * first
+    assert losses[-1] < 0.2 * losses[0]
     errors = torch.linalg.vector_norm(points - targets[0] * size, dim=1)
     assert float(errors.max()) < 3.0, points

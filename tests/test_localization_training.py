@@ -86,6 +86,34 @@ def test_short_training_learns_and_beats_the_mean_position(ivd_dataset: Path, tm
     assert again["mean_error_px"] == pytest.approx(learned["mean_error_px"], rel=1e-5)
 
 
+
+def test_the_level_free_detector_trains_and_beats_the_mean_position(ivd_dataset: Path, tmp_path: Path) -> None:
+    """The disc detector through the same trainer: it learns, beats the mean position of each level, and its best
+    checkpoint rebuilds the same model for ``evaluate`` and inference."""
+    from spine_lib.training.models.disc_detector import ConvNextDiscDetector
+
+    trainer = LocalizationTrainer(quick_config(ivd_dataset, tmp_path / "weights", model_name="convnext_disc_detector",
+                                               augment=False, num_epochs=12, image_size=(96, 96), batch_size=4))
+    result = trainer.train()
+    assert isinstance(trainer.unwrapped_model, ConvNextDiscDetector)
+    assert result.history["train_loss"][-1] < 0.5 * result.history["train_loss"][0]
+    train_ds, val_ds = trainer.make_dataset("train"), trainer.make_dataset("val")
+    train_coords = np.stack([train_ds[i]["coords"].numpy() for i in range(len(train_ds))])  # type: ignore[arg-type]
+    val_coords = np.stack([val_ds[i]["coords"].numpy() for i in range(len(val_ds))])  # type: ignore[arg-type]
+    train_levels = [int(train_ds[i]["level_idx"]) for i in range(len(train_ds))]  # type: ignore[arg-type]
+    val_levels = [int(val_ds[i]["level_idx"]) for i in range(len(val_ds))]  # type: ignore[arg-type]
+    baseline = LocalizationMetrics(image_size=(96, 96)).compute(
+        LocalizationMetrics.mean_position_baseline(train_coords, val_coords, train_levels, val_levels), val_coords
+    ).metrics
+    learned = result.final_metrics
+    assert learned["count"] == len(val_ds)  # type: ignore[arg-type]
+    assert learned["within_5px"] > baseline["within_5px"]
+    assert learned["median_error_px"] < baseline["median_error_px"]
+    payload = read_checkpoint(result.best_model_path)
+    assert payload["model_name"] == "convnext_disc_detector"
+    again = trainer.evaluate("val")
+    assert again["median_error_px"] == pytest.approx(learned["median_error_px"], rel=1e-5)
+
 def test_resume_reproduces_the_next_epoch_exactly(ivd_dataset: Path, tmp_path: Path) -> None:
     # augmentation on and dropout in the head: the RNG states must be restored too
     common = {"num_epochs": 2, "augment": True, "head_type": "mlp", "head_dropout": 0.3, "scheduler_type": "cosine",

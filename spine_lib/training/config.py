@@ -216,9 +216,10 @@ class LocalizationConfig(TrainingConfig):
     image_size: Annotated[tuple[int, int], tyro.conf.arg(help="Model input size (H W).")] = (224, 224)
     augment: Annotated[bool, tyro.conf.arg(help="Augment training images (points move with the image).")] = True
     augmentation: Annotated[
-        Literal["light", "scanner"],
-        tyro.conf.arg(help="How much: light (small pose/intensity changes) or scanner (field of view and scale "
-                           "0.6-1.6x, rotation +-20 deg, position, gamma, inverted contrast, blur, noise, bias)."),
+        Literal["light", "scanner", "any_contrast"],
+        tyro.conf.arg(help="How much: light (small pose/intensity changes), scanner (field of view and scale "
+                           "0.6-1.6x, rotation +-20 deg, position, gamma, inverted contrast, blur, noise, bias) or "
+                           "any_contrast (scanner, and random intensity curves in half the items)."),
     ] = "scanner"
     group_levels: Annotated[
         bool, tyro.conf.arg(help="Train on every level of an image at once (one backbone pass per image).")

@@ -42,7 +42,7 @@ SPLITS = ("train", "val", "test", "all")
 CACHE_BYTES = 2 * 1024**3  # resized uint8 images kept in memory per process
 #: datasets with at most this many images read them all when built: DataLoader workers (forked) inherit them
 PRELOAD_MAX_IMAGES = 4000
-Augmentation = Literal["light", "scanner"]
+Augmentation = Literal["light", "scanner", "any_contrast"]
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,16 @@ class AugmentationRanges:
 
 #: ``light``: small pose and intensity changes (images like the training set); ``scanner``: what real scanners and
 #: patients vary: field of view and scale 0.6-1.6x, rotation +-20 deg, the spine anywhere in the frame, gamma,
-#: inverted contrast, blur, noise and bias fields.
+#: inverted contrast, blur, noise and bias fields; ``any_contrast``: ``scanner`` with tissues in any brightness order.
 AUGMENTATIONS: dict[str, AugmentationRanges] = {
     "light": AugmentationRanges(rotation_degrees=10.0, scale=(0.9, 1.1), translation_fraction=0.08,
                                 gamma=(0.8, 1.25)),
     "scanner": AugmentationRanges(rotation_degrees=20.0, scale=(0.6, 1.6), translation_fraction=0.2,
                                   gamma=(0.5, 2.0), invert=0.15, blur=0.3, noise=0.6, noise_sigma=0.06, bias=0.5),
+    # ``scanner`` and, in half the items, a random smooth intensity curve: tissues in any brightness order
+    "any_contrast": AugmentationRanges(rotation_degrees=20.0, scale=(0.6, 1.6), translation_fraction=0.2,
+                                       gamma=(0.5, 2.0), invert=0.15, blur=0.3, noise=0.6, noise_sigma=0.06,
+                                       bias=0.5, remap=0.5),
 }
 POINT_MARGIN = 2.0  # pixels the point keeps from the border after augmentation
 AUGMENT_TRIES = 10

@@ -227,6 +227,7 @@ class ConvNextDiscDetector(LocalizationModel):
     not used (``get_loss`` is the heatmaps' own loss)."""
 
     registry_name = "convnext_disc_detector"
+    level_free = True
 
     def __init__(self, variant: str = "atto", pretrained: bool = False, weights_file: Path | str | None = None,
                  num_levels: int = 5, decoder_channels: int = 64, use_level_embedding: bool = False,

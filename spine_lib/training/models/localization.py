@@ -115,6 +115,11 @@ class HeatmapHead(nn.Module):
 class LocalizationModel(BaseModel):
     """Base of the localization models: subclasses build ``backbone`` and implement :meth:`features`."""
 
+    #: True for a model that finds every level of an image in one pass, without a level input
+    #: (:class:`~spine_lib.training.models.disc_detector.ConvNextDiscDetector`): ``forward(x, level_idx)`` picks
+    #: the asked levels from its answer for the whole image.
+    level_free: bool = False
+
     def _init_heads(self, *, map_channels: Sequence[int], pooled_features: int, num_levels: int,
                     use_level_embedding: bool, level_embedding_dim: int, head_config: HeadConfig,
                     decoder_channels: int, loss_type: str) -> None:
@@ -212,9 +217,12 @@ class LocalizationModel(BaseModel):
         index = torch.tensor([p[0] for p in pairs], dtype=torch.long)
         level_tensor = torch.tensor([p[1] for p in pairs], dtype=torch.long)
         self.to(device).eval()
-        inputs = batch[index].to(device)
         start = time.perf_counter()
-        predictions = self(inputs, level_tensor.to(device) if self.use_level_embedding else None)
+        if self.level_free:  # one pass per image gives every level
+            predictions = self(batch.to(device), None)[index, level_tensor]
+        else:
+            inputs = batch[index].to(device)
+            predictions = self(inputs, level_tensor.to(device) if self.use_level_embedding else None)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         elapsed_ms = (time.perf_counter() - start) * 1000
