@@ -45,7 +45,8 @@ def test_configs_import_without_torch() -> None:
 
 
 def test_registries_list_and_create_builtin_components() -> None:
-    assert ModelRegistry.list_models(task="localization") == ["convnext_localization", "vit_localization"]
+    assert ModelRegistry.list_models(task="localization") == ["convnext_disc_detector", "convnext_localization",
+                                                              "vit_localization"]
     assert "localization" in TrainerRegistry.list_trainers()
     assert MetricsRegistry.list_metrics(task="localization") == ["localization"]
     model = ModelRegistry.create("convnext", variant="atto")  # alias
