@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-from spine_lib.core.processes import worker_context
 
 #: a standard-library module nothing here imports: in a worker only when the fork server preloaded it
 PRELOADED = "wave"
@@ -30,22 +27,28 @@ def test_a_process_without_threads_forks_its_workers() -> None:
 
 
 def test_a_process_with_threads_gets_workers_from_a_preloaded_fork_server() -> None:
-    assert PRELOADED not in sys.modules
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait, daemon=True)
-    thread.start()
-    try:
-        context = worker_context([PRELOADED])
-        assert context.get_start_method() == "forkserver"
-        with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-            facts = list(pool.map(_worker_facts, range(4)))
-    finally:
-        stop.set()
-        thread.join()
-    parents = {parent for parent, _ in facts}
-    assert os.getpid() not in parents  # forked by the server, not by this process
-    assert all(preloaded for _, preloaded in facts)  # the server imported it before forking
-    assert PRELOADED not in sys.modules  # ... and only the server
+    # a fresh interpreter: a fork server already running in the test process keeps the preload it started with
+    code = f"""
+import json, os, sys, threading
+from concurrent.futures import ProcessPoolExecutor
+from spine_lib.core.processes import worker_context
+from tests.test_worker_processes import _worker_facts
+stop = threading.Event()
+threading.Thread(target=stop.wait, daemon=True).start()
+context = worker_context([{PRELOADED!r}])
+with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+    facts = list(pool.map(_worker_facts, range(4)))
+stop.set()
+print(json.dumps({{"method": context.get_start_method(), "pid": os.getpid(), "facts": facts,
+                  "here": {PRELOADED!r} in sys.modules}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         cwd=Path(__file__).parents[1])
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["method"] == "forkserver"
+    assert answer["pid"] not in {parent for parent, _ in answer["facts"]}  # forked by the server
+    assert all(preloaded for _, preloaded in answer["facts"])  # the server imported it before forking
+    assert not answer["here"]  # ... and only the server
 
 
 def _pid(_: int) -> int:
