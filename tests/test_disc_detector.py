@@ -42,6 +42,17 @@ def test_the_chain_is_counted_up_from_the_anchor_past_distractors() -> None:
     assert chain == truth  # bottom first: L5/S1 .. L1/L2, snapped onto the peaks
 
 
+def test_a_second_maximum_of_the_lumbosacral_disc_is_no_step() -> None:
+    """A long L5/S1 disc shows two maxima a cell or two apart: the chain's first step skips the second one."""
+    truth = lumbar_chain((30.0, 48.0), 7.0, -6.0)
+    peaks = [(x, y, 0.9) for x, y in truth] + [(29.6, 46.4, 0.7)]
+    chain, extrapolated = count_up_from_sacrum(truth[0], peaks, 5, height=56)
+    assert extrapolated == 0 and chain == truth
+    scores = torch.zeros(16, 16)
+    scores[8, 6], scores[8, 8] = 0.9, 0.8  # two maxima of one disc
+    assert len(peak_points(scores)) == 1 and len(peak_points(scores, window=3)) == 2
+
+
 def test_a_missing_disc_is_extrapolated_and_the_chain_goes_on() -> None:
     truth = lumbar_chain((30.0, 50.0), 8.0, -5.0)
     peaks = [(x, y, 0.9) for i, (x, y) in enumerate(truth) if i != 2]  # L3/L4 not found

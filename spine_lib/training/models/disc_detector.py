@@ -44,8 +44,11 @@ MAX_TURN_DEG = 40.0
 FIRST_TURN_DEG = 60.0
 #: A step's length against the one before: shorter or longer steps are not the next disc.
 STEP_RATIO = (0.55, 1.6)
-#: The first step (the anchor to L4/L5), as a share of the image height.
-FIRST_STEP = (0.02, 0.25)
+#: The first step (the anchor to L4/L5), as a share of the image height (the shortest: ~13 px at 224, two lumbar
+#: discs at the smallest scale the augmentation draws).
+FIRST_STEP = (0.045, 0.25)
+#: Peaks closer than this window (cells, square) are one disc: a long disc can show two maxima.
+PEAK_WINDOW = 5
 #: Focal-loss exponents of CenterNet (positives, then the down-weighting of negatives near a peak).
 FOCAL_ALPHA = 2.0
 FOCAL_BETA = 4.0
@@ -133,19 +136,20 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, taught: torch.Tensor)
     return (per_image / peaks).mean()
 
 
-def peak_points(scores: torch.Tensor, threshold: float = PEAK_THRESHOLD) -> list[tuple[float, float, float]]:
-    """Local maxima (3x3) of a ``(h, w)`` sigmoid map above ``threshold``, each refined to the score-weighted
-    centre of its 3x3 neighbourhood: ``(x, y, score)`` in cell units (cell centres at ``j + 0.5``)."""
-    pooled = functional.max_pool2d(scores[None, None], 3, stride=1, padding=1)[0, 0]
+def peak_points(scores: torch.Tensor, threshold: float = PEAK_THRESHOLD,
+                window: int = PEAK_WINDOW) -> list[tuple[float, float, float]]:
+    """Local maxima (in a ``window`` square) of a ``(h, w)`` sigmoid map above ``threshold``, each refined to the
+    score-weighted centre of its 3x3 neighbourhood: ``(x, y, score)`` in cell units (cell centres at ``j + 0.5``)."""
+    pooled = functional.max_pool2d(scores[None, None], window, stride=1, padding=window // 2)[0, 0]
     found = torch.nonzero((scores == pooled) & (scores > threshold))
     padded = functional.pad(scores[None, None], (1, 1, 1, 1))[0, 0]
     offsets = torch.tensor([-1.0, 0.0, 1.0])
     out: list[tuple[float, float, float]] = []
     for row, column in found.tolist():
-        window = padded[row:row + 3, column:column + 3]
-        total = float(window.sum())
-        dy = float((window.sum(dim=1) * offsets).sum()) / total
-        dx = float((window.sum(dim=0) * offsets).sum()) / total
+        around = padded[row:row + 3, column:column + 3]
+        total = float(around.sum())
+        dy = float((around.sum(dim=1) * offsets).sum()) / total
+        dx = float((around.sum(dim=0) * offsets).sum()) / total
         out.append((column + 0.5 + dx, row + 0.5 + dy, float(scores[row, column])))
     return out
 
