@@ -61,7 +61,8 @@ def run_ticks(instance: dg.DagsterInstance, paths: DataRoot, files: int) -> dict
         order = {key: i for i, key in enumerate(instance.get_dynamic_partitions(REPORTS_PARTITION))}
         for request in result.run_requests or []:
             tags = request.tags
-            run_sizes.append(order[tags[ASSET_PARTITION_RANGE_END_TAG]] - order[tags[ASSET_PARTITION_RANGE_START_TAG]] + 1)
+            first, last = tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
+            run_sizes.append(order[last] - order[first] + 1)
         ticks.append({"evaluate_s": round(evaluated, 3), "add_partitions_s": round(applied, 3),
                       "runs": len(result.run_requests or [])})
         cursor = result.cursor or cursor

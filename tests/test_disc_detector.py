@@ -20,7 +20,8 @@ from spine_lib.training.preprocessing import prepare_batch
 from spine_lib.training.registry import ModelRegistry
 
 
-def lumbar_chain(bottom: tuple[float, float], step: float, bend_deg: float, count: int = 5) -> list[tuple[float, float]]:
+def lumbar_chain(bottom: tuple[float, float], step: float, bend_deg: float,
+                 count: int = 5) -> list[tuple[float, float]]:
     """Points from the bottom upwards, each step ``step`` cells long and turning ``bend_deg`` from the one before."""
     points = [bottom]
     angle = 0.0

@@ -7,6 +7,6 @@ from spine_lib.training.models.localization import HeatmapHead, LevelEmbedding, 
 from spine_lib.training.models.vit import VisionTransformerLocalization
 
 __all__ = [
-    "ConvNextClassifier", "ConvNextDiscDetector", "ConvNextLocalization", "HeatmapHead", "LevelEmbedding", "LocalizationModel",
-    "MTLPredictions", "ResNet50MTL", "VisionTransformerLocalization", "soft_argmax",
+    "ConvNextClassifier", "ConvNextDiscDetector", "ConvNextLocalization", "HeatmapHead", "LevelEmbedding",
+    "LocalizationModel", "MTLPredictions", "ResNet50MTL", "VisionTransformerLocalization", "soft_argmax",
 ]

@@ -27,7 +27,7 @@ from torch.nn import functional
 
 from spine_lib.errors import ConfigError
 from spine_lib.training.config import CONVNEXT_VARIANTS
-from spine_lib.training.models.localization import LocalizationModel, as_head_config, heatmap_loss
+from spine_lib.training.models.localization import LocalizationModel, heatmap_loss
 from spine_lib.training.pretrained import create_backbone
 from spine_lib.training.registry import register_model
 
@@ -86,8 +86,8 @@ class DetectionDecoder(nn.Module):
 def disc_targets(targets: torch.Tensor, levels: torch.Tensor, height: int, width: int, num_levels: int,
                  sigma: float = DISC_SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``discs`` heatmap's target (a Gaussian at each point, 1 in the cell holding it: ``(N, h, w)``) and where
-    it is taught (``(N, h, w)`` bool): not past the top labelled level, nor past the bottom one unless that is the last level
-    (L5/S1), by more than :data:`IGNORE_BEYOND` of the neighbouring step.
+    it is taught (``(N, h, w)`` bool): not past the top labelled level, nor past the bottom one unless that is the
+    last level (L5/S1), by more than :data:`IGNORE_BEYOND` of the neighbouring step.
 
     ``targets`` ``(N, K, 2)`` relative ``(x, y)`` (NaN: not labelled); ``levels`` ``(N, K)`` level indices."""
     device = targets.device
@@ -234,8 +234,7 @@ class ConvNextDiscDetector(LocalizationModel):
     level_free = True
 
     def __init__(self, variant: str = "atto", pretrained: bool = False, weights_file: Path | str | None = None,
-                 num_levels: int = 5, decoder_channels: int = 64, use_level_embedding: bool = False,
-                 **unused: Any) -> None:
+                 num_levels: int = 5, decoder_channels: int = 64, **unused: Any) -> None:
         super().__init__()
         if variant not in CONVNEXT_VARIANTS:
             raise ConfigError(variant, f"unknown ConvNeXt variant; use one of {', '.join(CONVNEXT_VARIANTS)}")
@@ -248,7 +247,7 @@ class ConvNextDiscDetector(LocalizationModel):
         self.num_levels = num_levels
         self.use_level_embedding = False
         self.level_embedding = None
-        self.head_type = as_head_config(None).head_type
+        self.head_type = "heatmap"
         self.loss_type = "focal"
         self.last_logits: torch.Tensor | None = None
         self.last_levels: torch.Tensor | None = None
@@ -270,7 +269,8 @@ class ConvNextDiscDetector(LocalizationModel):
         anchors = logits[:, 1].detach().float().cpu()
         self.last_extrapolated = 0
         for n in range(batch):
-            chain, extrapolated = count_up_from_sacrum(soft_peak(anchors[n]), peak_points(scores[n]), self.num_levels, height)
+            chain, extrapolated = count_up_from_sacrum(soft_peak(anchors[n]), peak_points(scores[n]),
+                                                       self.num_levels, height)
             self.last_extrapolated += extrapolated
             for i, (x, y) in enumerate(chain):  # bottom (last level) first
                 out[n, self.num_levels - 1 - i] = torch.tensor([x / width, y / height])
