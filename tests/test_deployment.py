@@ -219,8 +219,9 @@ def test_sensor_cursor_and_ticks_are_in_postgres(flow: Flow) -> None:
     assert cursor is not None and flow.report_key in cursor  # the pseudonymous key, never the file's name
     ticks = [deserialize_value(body, TickData) for (body,) in
              query(flow, "SELECT tick_body FROM job_ticks WHERE selector_id = %s ORDER BY id", inbox.selector_id)]
-    assert {t.status.value for t in ticks} <= {"SKIPPED", "SUCCESS"}  # no failed tick
-    requested = [t for t in ticks if t.status.value == "SUCCESS"]
+    finished = ticks[:-1] if ticks and ticks[-1].status.value == "STARTED" else ticks  # the daemon may be mid-tick
+    assert {t.status.value for t in finished} <= {"SKIPPED", "SUCCESS"}  # no failed tick
+    requested = [t for t in finished if t.status.value == "SUCCESS"]
     assert len(requested) == 1  # one tick saw the new report
     added = [key for t in requested for result in t.dynamic_partitions_request_results
              for key in result.added_partitions or []]
