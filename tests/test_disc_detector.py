@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from spine_lib.errors import ConfigError
 from spine_lib.training.models.disc_detector import (
@@ -38,8 +41,8 @@ def test_the_chain_is_counted_up_from_the_anchor_past_distractors() -> None:
     sacral = [(29.0, 54.0)]  # a peak below the anchor (a fused sacral segment)
     beside = [(12.0, 30.0), (50.0, 20.0)]  # off the spine
     peaks = [(x, y, 0.9) for x, y in truth + thoracic + sacral + beside]
-    chain, extrapolated = count_up_from_sacrum((30.6, 48.4), peaks, 5, height=56)
-    assert extrapolated == 0
+    chain, guessed = count_up_from_sacrum((30.6, 48.4), peaks, 5, height=56)
+    assert guessed == []
     assert chain == truth  # bottom first: L5/S1 .. L1/L2, snapped onto the peaks
 
 
@@ -47,8 +50,8 @@ def test_a_second_maximum_of_the_lumbosacral_disc_is_no_step() -> None:
     """A long L5/S1 disc shows two maxima a cell or two apart: the chain's first step skips the second one."""
     truth = lumbar_chain((30.0, 48.0), 7.0, -6.0)
     peaks = [(x, y, 0.9) for x, y in truth] + [(29.6, 46.4, 0.7)]
-    chain, extrapolated = count_up_from_sacrum(truth[0], peaks, 5, height=56)
-    assert extrapolated == 0 and chain == truth
+    chain, guessed = count_up_from_sacrum(truth[0], peaks, 5, height=56)
+    assert guessed == [] and chain == truth
     scores = torch.zeros(16, 16)
     scores[8, 6], scores[8, 8] = 0.9, 0.8  # two maxima of one disc
     assert len(peak_points(scores)) == 1 and len(peak_points(scores, window=3)) == 2
@@ -57,8 +60,8 @@ def test_a_second_maximum_of_the_lumbosacral_disc_is_no_step() -> None:
 def test_a_missing_disc_is_extrapolated_and_the_chain_goes_on() -> None:
     truth = lumbar_chain((30.0, 50.0), 8.0, -5.0)
     peaks = [(x, y, 0.9) for i, (x, y) in enumerate(truth) if i != 2]  # L3/L4 not found
-    chain, extrapolated = count_up_from_sacrum(truth[0], peaks, 5, height=56)
-    assert extrapolated == 1
+    chain, guessed = count_up_from_sacrum(truth[0], peaks, 5, height=56)
+    assert guessed == [2]  # the chain's third point, L3/L4
     assert math.dist(chain[2], truth[2]) < 1.0  # where the step before points
     assert chain[3:] == truth[3:]  # and the discs above it are found again
 
@@ -69,8 +72,8 @@ def test_a_rotated_spine_is_followed() -> None:
     cx, cy = truth[0]
     tilted = [(cx + (x - cx) * math.cos(angle) - (y - cy) * math.sin(angle),
                cy + (x - cx) * math.sin(angle) + (y - cy) * math.cos(angle)) for x, y in truth]
-    chain, extrapolated = count_up_from_sacrum(tilted[0], [(x, y, 0.8) for x, y in tilted], 5, height=56)
-    assert extrapolated == 0
+    chain, guessed = count_up_from_sacrum(tilted[0], [(x, y, 0.8) for x, y in tilted], 5, height=56)
+    assert guessed == []
     assert all(math.dist(a, b) < 1e-9 for a, b in zip(chain, tilted, strict=True))
 
 
@@ -163,3 +166,38 @@ def test_a_few_steps_teach_the_model_where_bright_discs_are() -> None:
     assert losses[-1] < 0.2 * losses[0]
     errors = torch.linalg.vector_norm(points - targets[0] * size, dim=1)
     assert float(errors.max()) < 3.0, points
+
+
+def drawn_heatmaps(size: int, rows: list[int], missing: int) -> torch.Tensor:
+    """``(1, 2, h, w)`` logits at stride 4: a peak at each disc row (column 8) but ``rows[missing]``, the anchor at
+    the last row."""
+    cells = size // 4
+    logits = torch.full((1, 2, cells, cells), -8.0)
+    for i, row in enumerate(rows):
+        if i != missing:
+            logits[0, 0, row, 8] = 4.0
+    logits[0, 1, rows[-1], 8] = 8.0
+    return logits
+
+
+def test_a_disc_the_model_did_not_see_is_named_by_inference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four discs seen, L3/L4 not: the localizer and ``spine-vision test`` say L3/L4's point was extrapolated."""
+    from spine_lib.inference.localization import DiscLocalizer
+    from spine_lib.training.config import ModelTestConfig
+    from spine_lib.training.inference import run_model_test
+
+    size, rows = 64, [3, 5, 7, 9, 11]  # L1/L2 .. L5/S1 in cells, 8 px apart
+    model = ConvNextDiscDetector(variant="atto")
+    torch.save({"model_name": "convnext_disc_detector", "model_kwargs": model.architecture_kwargs(),
+                "model_state_dict": model.state_dict(), "config": {"image_size": [size, size]}}, tmp_path / "m.pt")
+    monkeypatch.setattr(ConvNextDiscDetector, "heatmaps", lambda self, x: drawn_heatmaps(size, rows, missing=2))
+    localizer = DiscLocalizer(tmp_path / "m.pt", device="cpu")
+    points = localizer.predict_slice(np.zeros((size, size), dtype=np.float32))
+    assert localizer.last_guessed == ["L3/L4"]
+    assert points["L3/L4"] == pytest.approx((8.5 * 4, 7.5 * 4), abs=0.5)  # halfway, where the chain points
+    assert points["L1/L2"] == pytest.approx((8.5 * 4, 3.5 * 4), abs=0.5)  # and the chain goes on above it
+    image = tmp_path / "slice.png"
+    Image.fromarray(np.zeros((size, size), dtype=np.uint8)).save(image)
+    result = run_model_test(ModelTestConfig(model_path=tmp_path / "m.pt", inputs=[image], device="cpu"))
+    assert [(r["level"], r["extrapolated"]) for r in result["predictions"]] == [
+        ("L1/L2", False), ("L2/L3", False), ("L3/L4", True), ("L4/L5", False), ("L5/S1", False)]

@@ -69,14 +69,15 @@ def write_export(root: Path, synthetic: Path) -> dict[str, dict[str, Any]]:
 class TruthLocalizer(DiscLocalizer):
     """A localizer that answers with the truth's canal points (the series it sees are identified by origin)."""
 
-    def __init__(self, synthetic: Path, shift_px: float = 0.0, order: list[str] | None = None) -> None:
+    def __init__(self, synthetic: Path, shift_px: float = 0.0, order: list[str] | None = None,
+                 guessed: list[str] | None = None) -> None:
         super().__init__(None)
         self.discs: dict[tuple[float, ...], dict[str, Any]] = {}
         for patient in read_truth(synthetic, "phenikaa")["patients"]:
             for series in patient["series"]:
                 key = tuple(round(v, 2) for v in series["origin"])
                 self.discs[key] = {d["level"]: d for d in patient["discs"]}
-        self.shift_px, self.order = shift_px, order
+        self.shift_px, self.order, self.guessed = shift_px, order, guessed or []
         self.seen = 0
 
     @property
@@ -96,7 +97,8 @@ class TruthLocalizer(DiscLocalizer):
             _, x, y = volume.to_pixel(discs[source]["canal_point_mm"])
             x += self.shift_px
             points[level] = DiscPoint(level, x, y, volume.to_physical(index, x, y))
-        result = DiscLocalization(index, "centre", points, volume.pixel_spacing, volume.shape, run_id="truth-run")
+        result = DiscLocalization(index, "centre", points, volume.pixel_spacing, volume.shape, run_id="truth-run",
+                                  guessed=list(self.guessed))
         result.problems = check_disc_points(points, volume.shape, volume.pixel_spacing)
         result.plausible = not result.problems
         return result
@@ -315,6 +317,21 @@ def test_implausible_localization_is_rejected_not_cropped(crops_root: tuple, syn
     assert report.crops == 0 and report.rejects_by_reason == {"implausible_localization": 2 * 5 * len(patients)}
     detail = rows_of(config.rejects_path)[0]["detail"]
     assert "is not below" in detail
+
+
+def test_a_level_the_model_extrapolated_is_rejected_alone(crops_root: tuple, synthetic_root: Path,
+                                                          tmp_path: Path) -> None:
+    source, patients = crops_root
+    root = tmp_path / "data"
+    shutil.copytree(source, root)
+    config = ClassificationDatasetConfig.for_layout(DataLayout(root=root, weights=tmp_path / "w"), device="cpu",
+                                                    include_spider=False)
+    report = build_classification_dataset(config, localizer=TruthLocalizer(synthetic_root, guessed=["L3/L4"]))
+    assert report.rejects_by_reason == {"implausible_localization": 2 * len(patients)}  # T1 and T2 of L3/L4
+    rejects = rows_of(config.rejects_path)
+    assert {r["level"] for r in rejects} == {"L3/L4"} and "extrapolated" in rejects[0]["detail"]
+    assert {r["level"] for r in rows_of(config.annotations_path)} == set(LEVELS) - {"L3/L4"}
+    assert report.crops == 2 * 4 * len(patients)
 
 
 def test_without_a_model_phenikaa_is_rejected_and_spider_still_cropped(crops_root: tuple, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ Which slice: with a mask of the series, the slice through the middle of the spin
 the canal voxels across slices: the midline, wherever the spine lies in the field of view); without one, the
 centre slice of the series. Every answer is checked before it is used (:func:`check_disc_points`): points
 inside the slice, ordered head to feet, neighbours 15-65 mm apart and evenly spaced. An implausible answer comes
-back with ``plausible=False`` and the reasons; callers reject it rather than crop at it.
+back with ``plausible=False`` and the reasons; callers reject it rather than crop at it. A level-free model also
+says which levels it saw no disc at (their points extrapolated along the chain): those come back in
+:attr:`DiscLocalization.guessed`, and callers reject those levels alone.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class DiscLocalization:
     plausible: bool = True
     problems: list[str] = field(default_factory=list)
     run_id: str | None = None
+    #: levels whose point the model extrapolated from its neighbours (it saw no disc there)
+    guessed: list[str] = field(default_factory=list)
 
 
 def mid_sagittal_slice(volume: SagittalVolume, mask: sitk.Image | None = None,
@@ -134,6 +138,7 @@ class DiscLocalizer(InferenceModel):
         self.run_id: str | None = None
         self._model: Any = None
         self._device = "cpu"
+        self.last_guessed: list[str] = []
 
     @property
     def name(self) -> str:
@@ -168,7 +173,8 @@ class DiscLocalizer(InferenceModel):
         self._model = model.to(self._device).eval()
 
     def predict_slice(self, pixels: npt.NDArray[np.floating[Any]]) -> dict[str, tuple[float, float]]:
-        """Pixel ``(x, y)`` of each level's point on one slice (``(rows, columns)`` array)."""
+        """Pixel ``(x, y)`` of each level's point on one slice (``(rows, columns)`` array); the levels the model
+        extrapolated are then in :attr:`last_guessed`."""
         import torch
 
         from spine_lib.training.preprocessing import to_model_input
@@ -179,6 +185,8 @@ class DiscLocalizer(InferenceModel):
         indices = torch.tensor([[LEVEL_TO_IDX[level] for level in self.levels]], device=self._device)
         with torch.no_grad():
             relative = self._model(batch, indices)[0].float().cpu().numpy()
+        guessed = self._model.guessed_levels()
+        self.last_guessed = [level for level in self.levels if guessed and LEVEL_TO_IDX[level] in guessed[0]]
         rows, columns = image.shape
         return {level: (float(rx) * columns, float(ry) * rows) for level, (rx, ry) in zip(self.levels, relative,
                                                                                         strict=True)}
@@ -189,7 +197,8 @@ class DiscLocalizer(InferenceModel):
         predicted = self.predict_slice(volume.slice(index))
         points = {level: DiscPoint(level, x, y, volume.to_physical(index, x, y)) for level, (x, y) in predicted.items()}
         result = DiscLocalization(slice_index=index, slice_reason=reason, points=points,
-                                  pixel_spacing=volume.pixel_spacing, shape=volume.shape, run_id=self.run_id)
+                                  pixel_spacing=volume.pixel_spacing, shape=volume.shape, run_id=self.run_id,
+                                  guessed=list(self.last_guessed))
         result.problems = check_disc_points(points, volume.shape, volume.pixel_spacing)
         result.plausible = not result.problems
         return result
@@ -206,5 +215,6 @@ class DiscLocalizer(InferenceModel):
         localization = self.localize(sagittal_volume(image, source), mask)
         return InferenceResult(prediction=localization, metadata={"plausible": localization.plausible,
                                                                   "problems": localization.problems,
+                                                                  "guessed": localization.guessed,
                                                                   "run_id": localization.run_id},
                                seconds=time.perf_counter() - start)

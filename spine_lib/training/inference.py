@@ -151,6 +151,7 @@ def run_model_test(config: ModelTestConfig) -> dict[str, Any]:
                 "level": IDX_TO_LEVEL.get(level, str(level)),
                 "relative_x": round(rel[0], 6), "relative_y": round(rel[1], 6),
                 "x": round(px[0], 2), "y": round(px[1], 2), "width": width, "height": height,
+                **({} if output["guessed"] is None else {"extrapolated": output["guessed"][row]}),
             })
     result: dict[str, Any] = {
         "task": config.task,

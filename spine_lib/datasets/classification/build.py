@@ -302,6 +302,8 @@ def crop_patient(patient: PatientInput, config: ClassificationDatasetConfig, loc
                                                  same=series_type == reference)
                     found[series_type] = SeriesPoints(points, "model", run_id)
                     refuse(series_type, OUTSIDE, "the disc's point falls outside this series", only=outside)
+                    refuse(series_type, IMPLAUSIBLE, "no disc seen at this level (its point was extrapolated from "
+                           "its neighbours)", only=[level for level in localization.guessed if level in levels])
     rows: list[dict[str, str]] = []
     for series_type, located in sorted(found.items()):
         volume = volumes[series_type]

@@ -12,7 +12,7 @@ This model asks the network two questions that need no counting:
 The points then come from the geometry of the chain (:func:`count_up_from_sacrum`): the anchor snapped to the
 nearest disc peak, then disc after disc upwards, each step in about the direction and at about the spacing of
 the step before (a spine bends and its discs' spacing changes slowly). No contrast, scale or framing changes that
-rule; a step with no peak where the chain should go is extrapolated and counted in :attr:`last_extrapolated`.
+rule; a step with no peak where the chain should go is extrapolated, and :attr:`last_guessed` names those levels.
 """
 
 from __future__ import annotations
@@ -171,9 +171,9 @@ def soft_peak(logits: torch.Tensor, radius: int = 2) -> tuple[float, float]:
 
 
 def count_up_from_sacrum(anchor: tuple[float, float], peaks: list[tuple[float, float, float]], count: int,
-                         height: int) -> tuple[list[tuple[float, float]], int]:
-    """The chain of ``count`` disc points from the L5/S1 ``anchor`` upwards (bottom first), in cell units, and how
-    many of them were extrapolated (no peak where the chain goes on).
+                         height: int) -> tuple[list[tuple[float, float]], list[int]]:
+    """The chain of ``count`` disc points from the L5/S1 ``anchor`` upwards (bottom first), in cell units, and the
+    positions in the chain that were extrapolated (no peak where the chain goes on; 0: the anchor had no peak).
 
     The anchor snaps to a peak within 1.5 cells. Each next disc is the peak nearest to where the chain's last step
     points, among those within :data:`MAX_TURN_DEG` of it and :data:`STEP_RATIO` of its length (the first step:
@@ -182,7 +182,7 @@ def count_up_from_sacrum(anchor: tuple[float, float], peaks: list[tuple[float, f
     near = [(x, y) for x, y, _ in peaks if math.hypot(x - x0, y - y0) <= 1.5]
     chain = [min(near, key=lambda p: math.hypot(p[0] - x0, p[1] - y0)) if near else (x0, y0)]
     used = {chain[0]}
-    extrapolated = 0
+    guessed = [] if near else [0]
     step: tuple[float, float] | None = None
     for _ in range(count - 1):
         cx, cy = chain[-1]
@@ -210,7 +210,7 @@ def count_up_from_sacrum(anchor: tuple[float, float], peaks: list[tuple[float, f
             if cost < best_cost:
                 best, best_cost = (x, y), cost
         if best is None:
-            extrapolated += 1
+            guessed.append(len(chain))
             if step is None:  # nothing above the anchor at all: a typical lumbar step straight up
                 step = (0.0, -0.09 * height)
             best = (cx + step[0], cy + step[1])
@@ -218,7 +218,7 @@ def count_up_from_sacrum(anchor: tuple[float, float], peaks: list[tuple[float, f
             step = (best[0] - cx, best[1] - cy)
             used.add(best)
         chain.append(best)
-    return chain, extrapolated
+    return chain, guessed
 
 
 @register_model("convnext_disc_detector", task="localization", aliases=["disc_detector"],
@@ -251,11 +251,14 @@ class ConvNextDiscDetector(LocalizationModel):
         self.loss_type = "focal"
         self.last_logits: torch.Tensor | None = None
         self.last_levels: torch.Tensor | None = None
-        self.last_extrapolated = 0
+        self.last_guessed: list[list[int]] = []
 
     @property
     def name(self) -> str:
         return f"ConvNextDiscDetector({self.variant})"
+
+    def guessed_levels(self) -> list[list[int]]:
+        return self.last_guessed
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 2, h, w)`` logits: discs, then the L5/S1 anchor."""
@@ -267,11 +270,11 @@ class ConvNextDiscDetector(LocalizationModel):
         out = torch.empty(batch, self.num_levels, 2)
         scores = logits[:, 0].detach().float().sigmoid().cpu()
         anchors = logits[:, 1].detach().float().cpu()
-        self.last_extrapolated = 0
+        self.last_guessed = []
         for n in range(batch):
-            chain, extrapolated = count_up_from_sacrum(soft_peak(anchors[n]), peak_points(scores[n]),
-                                                       self.num_levels, height)
-            self.last_extrapolated += extrapolated
+            chain, guessed = count_up_from_sacrum(soft_peak(anchors[n]), peak_points(scores[n]),
+                                                  self.num_levels, height)
+            self.last_guessed.append(sorted(self.num_levels - 1 - i for i in guessed))
             for i, (x, y) in enumerate(chain):  # bottom (last level) first
                 out[n, self.num_levels - 1 - i] = torch.tensor([x / width, y / height])
         return out.to(logits.device)

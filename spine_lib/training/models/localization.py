@@ -120,6 +120,11 @@ class LocalizationModel(BaseModel):
     #: the asked levels from its answer for the whole image.
     level_free: bool = False
 
+    def guessed_levels(self) -> list[list[int]] | None:
+        """Per image of the last forward pass, the level indices whose point the model could not see and
+        extrapolated from the others (None: the model does not tell)."""
+        return None
+
     def _init_heads(self, *, map_channels: Sequence[int], pooled_features: int, num_levels: int,
                     use_level_embedding: bool, level_embedding_dim: int, head_config: HeadConfig,
                     decoder_channels: int, loss_type: str) -> None:
@@ -200,7 +205,9 @@ class LocalizationModel(BaseModel):
         ``level_indices``: one level per image when its length equals the number of images (or ``pairwise``),
         otherwise every listed level on every image; None: every level on every image. Returns
         ``predictions`` (N, 2) relative, ``coords_pixel`` (N, 2) in each original image's pixels,
-        ``image_index`` and ``level_indices`` per row, and ``inference_time_ms`` (forward pass only).
+        ``image_index`` and ``level_indices`` per row, ``guessed`` per row (whether the model extrapolated that
+        point, seeing no disc there; None when the model does not tell) and ``inference_time_ms`` (forward pass
+        only).
         """
         from spine_lib.training.preprocessing import prepare_batch
 
@@ -226,6 +233,8 @@ class LocalizationModel(BaseModel):
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         elapsed_ms = (time.perf_counter() - start) * 1000
+        known = self.guessed_levels() if self.level_free else None
+        guessed = None if known is None else [level in known[i] for i, level in pairs]
         predictions = predictions.float().cpu()
         scale = torch.tensor([[sizes[i][1], sizes[i][0]] for i, _ in pairs], dtype=torch.float32)
         return {
@@ -233,6 +242,7 @@ class LocalizationModel(BaseModel):
             "coords_pixel": predictions * scale,
             "image_index": [p[0] for p in pairs],
             "level_indices": [p[1] for p in pairs],
+            "guessed": guessed,
             "original_sizes": sizes,
             "inference_time_ms": elapsed_ms,
         }
