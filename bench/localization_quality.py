@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--heatmap-loss-weight", type=float, default=None,
                         help="weight of the heatmap's own loss (default: the config's)")
     parser.add_argument("--weights", type=Path, default=None, help="keep the trained run here (default: temporary)")
+    parser.add_argument("--pretrain-pictures", type=int, default=0,
+                        help="also train on this many synthetic Lumbar Coords pictures (written into the root)")
     parser.add_argument("--style-b", type=int, default=0,
                         help="also score the best model on this many images of the unseen synthetic style")
     args = parser.parse_args()
@@ -78,6 +80,11 @@ def main() -> None:
         if not (root / "raw/RSNA/train_label_coordinates.csv").is_file():
             make_synthetic_root(SynthConfig(out=root, spider_patients=1, rsna_studies=args.studies,
                                             phenikaa_patients=1, size=args.size, seed=args.seed))
+        pretrain = root / "raw/Lumbar Coords"
+        if args.pretrain_pictures and not (pretrain / "coords_pretrain.csv").is_file():
+            from spine_lib.synthetic.lumbar_coords import write_lumbar_coords
+
+            write_lumbar_coords(pretrain, args.pretrain_pictures, seed=args.seed)
         synth_seconds = time.perf_counter() - t0
         report = build_ivd_coords(IVDDatasetConfig(base_path=root))
         config = LocalizationConfig(
@@ -113,7 +120,7 @@ def main() -> None:
                                       str(trainer.accelerator.device), 16)
         print(json.dumps({
             "model": args.model,
-            "augmentation": args.augmentation,
+            "augmentation": args.augmentation, "pretrain_pictures": args.pretrain_pictures,
             "heatmap_loss_weight": config.heatmap_loss_weight,
             "device": trainer.device_choice.device,
             "torch_threads": torch.get_num_threads(),

@@ -138,7 +138,7 @@ def test_resume_reproduces_the_next_epoch_exactly(ivd_dataset: Path, tmp_path: P
 
 def test_freeze_backbone_epochs_keep_the_backbone_fixed(ivd_dataset: Path, tmp_path: Path) -> None:
     config = quick_config(ivd_dataset, tmp_path / "w", num_epochs=1, freeze_backbone_epochs=1, scheduler_type="none",
-                          levels=["L1/L2"])
+                          levels=["L1/L2"], model_name="convnext_localization")  # a model with a `head`
     trainer = LocalizationTrainer(config)
     before = {k: v.clone() for k, v in trainer.unwrapped_model.backbone.state_dict().items()}
     head_before = {k: v.clone() for k, v in trainer.unwrapped_model.head.state_dict().items()}

@@ -23,6 +23,7 @@ from spine_lib.training.config import CONVNEXT_VARIANTS, HeadConfig, HeadType, L
 from spine_lib.training.heads import BaseHead, HeadFactory, MultiTaskHead, create_head
 from spine_lib.training.metrics import LocalizationMetrics
 from spine_lib.training.models import ConvNextLocalization, VisionTransformerLocalization, soft_argmax
+from spine_lib.training.models.disc_detector import ConvNextDiscDetector
 from spine_lib.training.models.localization import HEATMAP_SIGMA, heatmap_loss
 from spine_lib.training.pretrained import PretrainedWeightsError
 from spine_lib.training.registry import (
@@ -51,7 +52,9 @@ def test_registries_list_and_create_builtin_components() -> None:
     assert MetricsRegistry.list_metrics(task="localization") == ["localization"]
     model = ModelRegistry.create("convnext", variant="atto")  # alias
     assert isinstance(model, ConvNextLocalization) and model.variant == "atto"
-    config = LocalizationConfig(model_variant="atto")
+    config = LocalizationConfig(model_variant="atto")  # the default model: the level-free detector
+    assert isinstance(ModelRegistry.create_from_config(config), ConvNextDiscDetector)
+    config = LocalizationConfig(model_variant="atto", model_name="convnext_localization")
     assert isinstance(ModelRegistry.create_from_config(config), ConvNextLocalization)
     assert TrainerRegistry.get("localization").cls is LocalizationTrainer
     assert TrainerRegistry.config_class("localization") is LocalizationConfig

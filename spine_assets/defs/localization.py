@@ -53,8 +53,9 @@ def localization_model(
     torch_device: TorchDevice,
     tracking: ExperimentTracking,
 ) -> dg.MaterializeResult:
-    """A ConvNeXt (or ViT) with a level embedding that finds each lumbar disc's point on a sagittal slice:
-    weights/localization/<run_id>/ (best_model.pt, last.pt, config.yaml, logs/ with plots)."""
+    """The model that finds each lumbar disc's point on a sagittal slice (by default the level-free ConvNeXt disc
+    detector; ``model_name`` picks a level-conditioned one): weights/localization/<run_id>/ (best_model.pt,
+    last.pt, config.yaml, logs/ with plots)."""
     from spine_lib.training.metrics import per_group
     from spine_lib.training.trainers.localization import train_localization
 

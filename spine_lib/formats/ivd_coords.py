@@ -51,6 +51,11 @@ def pretrain_image_name(source: str, stem: str) -> str:
     return f"{PRETRAIN_IMAGE_PREFIX}_{source}_{stem}.png"
 
 
+def is_pretraining(source: str) -> bool:
+    """Whether an annotation's ``source`` is a Lumbar Coords pretraining picture (``pretrain_<source>``)."""
+    return source.startswith(f"{PRETRAIN_IMAGE_PREFIX}_")
+
+
 def image_entry(name: str) -> str:
     """The ``image_path`` column's spelling of an image file name (``images/<name>``)."""
     return f"{IMAGES_FOLDER}/{name}"

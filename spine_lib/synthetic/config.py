@@ -26,6 +26,9 @@ class SynthConfig(BaseConfig):
     spider_patients: Annotated[int | None, tyro.conf.arg(help="SPIDER patients.")] = None
     rsna_studies: Annotated[int | None, tyro.conf.arg(help="RSNA studies.")] = None
     phenikaa_patients: Annotated[int | None, tyro.conf.arg(help="Phenikaa patients.")] = None
+    lumbar_coords_pictures: Annotated[int, tyro.conf.arg(
+        help="Lumbar Coords pretraining pictures (raw/Lumbar Coords: other datasets' looks, T2, T1 and CT; "
+             "0: none).")] = 0
     seed: Annotated[int, tyro.conf.arg(help="Random seed: same seed, same bytes.")] = 0
     size: Annotated[int, tyro.conf.arg(help="In-plane size (rows = columns) of sagittal series.")] = 256
     slices: Annotated[int, tyro.conf.arg(help="Slices per sagittal series.")] = 14

@@ -36,8 +36,8 @@ class SynthReport:
 
 
 def raw_has_files(layout: DataLayout) -> bool:
-    return any(p.is_file() for folder in (layout.spider, layout.rsna, layout.phenikaa) if folder.is_dir()
-               for p in folder.rglob("*"))
+    return any(p.is_file() for folder in (layout.spider, layout.rsna, layout.phenikaa, layout.lumbar_coords)
+               if folder.is_dir() for p in folder.rglob("*"))
 
 
 def make_synthetic_root(config: SynthConfig) -> SynthReport:
@@ -57,11 +57,11 @@ def make_synthetic_root(config: SynthConfig) -> SynthReport:
         if not marker.is_file():
             raise ConfigError(config.out, "raw/ holds data that was not written by `spine-vision synth`; refusing "
                                           "to overwrite it (choose another --out)")
-        for folder in (layout.spider, layout.rsna, layout.phenikaa, config.out / TRUTH_FOLDER):
+        for folder in (layout.spider, layout.rsna, layout.phenikaa, layout.lumbar_coords, config.out / TRUTH_FOLDER):
             shutil.rmtree(folder, ignore_errors=True)
     layout.ensure()
     size = RenderSize(rows=config.size, columns=config.size, slices=config.slices)
-    report = SynthReport(root=config.out, counts=counts)
+    report = SynthReport(root=config.out, counts=dict(counts))
     writers = (("spider", write_spider), ("rsna", write_rsna), ("phenikaa", write_phenikaa))
     for name, writer in writers:
         start = time.perf_counter()
@@ -69,6 +69,15 @@ def make_synthetic_root(config: SynthConfig) -> SynthReport:
         write_truth(config.out, name, truth)
         report.seconds[name] = time.perf_counter() - start
         logger.info("{}: {} subjects in {:.1f} s", name, counts[name], report.seconds[name])
-    settings = {"seed": config.seed, "counts": counts, "size": config.size, "slices": config.slices}
+    if config.lumbar_coords_pictures:
+        from spine_lib.synthetic.lumbar_coords import write_lumbar_coords
+
+        start = time.perf_counter()
+        pictures = write_lumbar_coords(layout.lumbar_coords, config.lumbar_coords_pictures, config.seed, config.size)
+        write_truth(config.out, "lumbar_coords", pictures)
+        report.counts["lumbar_coords"] = len(pictures)
+        report.seconds["lumbar_coords"] = time.perf_counter() - start
+    settings = {"seed": config.seed, "counts": counts, "size": config.size, "slices": config.slices,
+                "lumbar_coords_pictures": config.lumbar_coords_pictures}
     atomic_write_text(marker, json.dumps(settings, indent=1, sort_keys=True) + "\n")
     return report

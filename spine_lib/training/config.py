@@ -189,10 +189,10 @@ class LocalizationConfig(TrainingConfig):
     )
     model_name: Annotated[
         Literal["convnext_localization", "convnext_disc_detector", "vit_localization"],
-        tyro.conf.arg(help="Registered model: level-conditioned (convnext_localization, vit_localization) or "
-                           "level-free (convnext_disc_detector: every disc a heatmap peak, levels counted up "
-                           "from L5/S1)."),
-    ] = "convnext_localization"
+        tyro.conf.arg(help="Registered model: level-free (convnext_disc_detector, the default: every disc a "
+                           "heatmap peak, the levels counted up from L5/S1) or level-conditioned "
+                           "(convnext_localization, vit_localization: a level embedding names the disc asked for)."),
+    ] = "convnext_disc_detector"
     model_variant: Annotated[str, tyro.conf.arg(help=f"Backbone variant ({', '.join(CONVNEXT_VARIANTS)}).")] = "base"
     pretrained: Annotated[
         bool, tyro.conf.arg(help="Start from ImageNet weights (the local HF cache or --weights-file).")

@@ -33,7 +33,7 @@ from loguru import logger
 from torch.utils.data import Dataset
 
 from spine_lib.errors import InputPathError
-from spine_lib.formats.ivd_coords import IMAGES_FOLDER, IVDRecord, read_annotations
+from spine_lib.formats.ivd_coords import IMAGES_FOLDER, IVDRecord, is_pretraining, read_annotations
 from spine_lib.levels import LEVEL_TO_IDX, check_level
 from spine_lib.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -103,6 +103,20 @@ def split_studies(studies: Sequence[str], val_fraction: float = 0.2, test_fracti
     assignment = {s: "test" for s in order[:n_test]}
     assignment.update({s: "val" for s in order[n_test:n_test + n_val]})
     assignment.update({s: "train" for s in order[n_test + n_val:]})
+    return assignment
+
+
+def assign_splits(rows: Sequence[IVDRecord], val_fraction: float, test_fraction: float,
+                  seed: int) -> dict[str, str]:
+    """The split of every study: RSNA studies by :func:`split_studies`; pretraining pictures (another source,
+    extra training data) always train, so validation and test measure the target data alone (unless there is
+    nothing else)."""
+    pretraining = {r.study_id for r in rows if is_pretraining(r.source)}
+    target = [r.study_id for r in rows if r.study_id not in pretraining]
+    if not target:
+        return split_studies(sorted(pretraining), val_fraction, test_fraction, seed)
+    assignment = split_studies(target, val_fraction, test_fraction, seed)
+    assignment.update({study: "train" for study in pretraining})
     return assignment
 
 
@@ -247,7 +261,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         if levels is not None:
             wanted_levels = {check_level(level) for level in levels}
             rows = [r for r in rows if r.level in wanted_levels]
-        self.assignment = split_studies([r.study_id for r in rows], val_fraction, test_fraction, seed)
+        self.assignment = assign_splits(rows, val_fraction, test_fraction, seed)
         self._cache: dict[str, tuple[npt.NDArray[np.uint8], int, int]] = {}
         self._cache_bytes = 0
         self._noise: npt.NDArray[np.float32] | None = None
