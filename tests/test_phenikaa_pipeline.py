@@ -234,6 +234,21 @@ def test_rerun_reads_nothing_again(phenikaa_run: tuple[PreprocessConfig, Phenika
     assert len(again) == len(report_files(config.reports_path))
 
 
+def test_a_rerun_leaves_an_unchanged_export_untouched(phenikaa_run: tuple[PreprocessConfig, PhenikaaReport]) -> None:
+    """The same matches export the same files: they keep their times, so what is built on them (the IVD crops,
+    whose rebuild follows the series files' times, and the classifier after them) is not redone."""
+    config, _ = phenikaa_run
+    images = config.output_path / "images"
+
+    def times() -> dict[str, int]:
+        return {str(p.relative_to(images)): p.stat().st_mtime_ns for p in images.rglob("*") if p.is_file()}
+
+    before = times()
+    assert len(before) > 10
+    match_patients(config)
+    assert times() == before
+
+
 def test_a_second_matching_waits_for_the_first(phenikaa_run: tuple[PreprocessConfig, PhenikaaReport]) -> None:
     """Matchings and report-table rewrites take turns (two Dagster runs, the CLI beside the daemon): while one
     holds the data root's matching lock the others do not start, then run to the same result."""

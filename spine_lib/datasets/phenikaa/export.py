@@ -8,6 +8,7 @@ index) is skipped and becomes a rejects row; a patient none of whose folders hol
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import uuid
@@ -99,13 +100,25 @@ def _export_study(source: Path, destination: Path, mode: str, rejects: list[dict
                 count += 1
             else:
                 rejects.append(reject_row(IMAGE_FILE_STAGE, relative, problem, folder=source.name))
-        if count:
+        if count and not same_files(build, destination):  # an unchanged export keeps its files (and their times)
             _discard(destination)
             build.replace(destination)
         return count
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
+
+
+def same_files(first: Path, second: Path) -> bool:
+    """Whether two folders hold the same files with the same bytes."""
+    if not second.is_dir():
+        return False
+
+    def listing(root: Path) -> list[PurePath]:
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+    names = listing(first)
+    return names == listing(second) and all(filecmp.cmp(first / n, second / n, shallow=False) for n in names)
 
 
 def exported_path(relative: PurePath) -> PurePath:
