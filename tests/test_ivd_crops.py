@@ -305,13 +305,19 @@ def test_rejects_name_each_bad_case(crops_root: tuple, synthetic_root: Path, tmp
     assert report.rejects_by_reason["unreadable_file"] == 5
 
 
-def test_implausible_localization_is_rejected_not_cropped(crops_root: tuple, synthetic_root: Path,
-                                                           tmp_path: Path) -> None:
-    source, patients = crops_root
+def phenikaa_only(crops_root: tuple, tmp_path: Path) -> ClassificationDatasetConfig:
+    """A copy of the crops root, built for its Phenikaa patients alone."""
+    source, _ = crops_root
     root = tmp_path / "data"
     shutil.copytree(source, root)
-    config = ClassificationDatasetConfig.for_layout(DataLayout(root=root, weights=tmp_path / "w"), device="cpu",
-                                                    include_spider=False)
+    return ClassificationDatasetConfig.for_layout(DataLayout(root=root, weights=tmp_path / "w"), device="cpu",
+                                                  include_spider=False)
+
+
+def test_implausible_localization_is_rejected_not_cropped(crops_root: tuple, synthetic_root: Path,
+                                                           tmp_path: Path) -> None:
+    _, patients = crops_root
+    config = phenikaa_only(crops_root, tmp_path)
     swapped = ["L1/L2", "L3/L4", "L2/L3", "L4/L5", "L5/S1"]  # two levels exchanged: out of order
     report = build_classification_dataset(config, localizer=TruthLocalizer(synthetic_root, order=swapped))
     assert report.crops == 0 and report.rejects_by_reason == {"implausible_localization": 2 * 5 * len(patients)}
@@ -321,11 +327,8 @@ def test_implausible_localization_is_rejected_not_cropped(crops_root: tuple, syn
 
 def test_a_level_the_model_extrapolated_is_rejected_alone(crops_root: tuple, synthetic_root: Path,
                                                           tmp_path: Path) -> None:
-    source, patients = crops_root
-    root = tmp_path / "data"
-    shutil.copytree(source, root)
-    config = ClassificationDatasetConfig.for_layout(DataLayout(root=root, weights=tmp_path / "w"), device="cpu",
-                                                    include_spider=False)
+    _, patients = crops_root
+    config = phenikaa_only(crops_root, tmp_path)
     report = build_classification_dataset(config, localizer=TruthLocalizer(synthetic_root, guessed=["L3/L4"]))
     assert report.rejects_by_reason == {"implausible_localization": 2 * len(patients)}  # T1 and T2 of L3/L4
     rejects = rows_of(config.rejects_path)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords
+from spine_lib.errors import ConfigError
 from spine_lib.levels import LEVELS
 from spine_lib.synthetic.lumbar_coords import SOURCES, Picture, Tissue, render_picture, write_lumbar_coords
 from spine_lib.training.datasets.ivd_coords import IVDCoordsDataset
@@ -120,3 +121,5 @@ def test_synth_writes_the_pictures_and_their_truth(tmp_path: Path) -> None:
     assert all(set(t["points"]) == set(LEVELS) for t in truth)
     make_synthetic_root(config)  # a rerun rewrites the same root
     assert sorted((config.out / "raw/Lumbar Coords/data").rglob("*.jpg")) == pictures
+    with pytest.raises(ConfigError, match="--lumbar-coords-pictures must be 0 or more"):
+        make_synthetic_root(config.model_copy(update={"lumbar_coords_pictures": -1}))

@@ -49,6 +49,8 @@ def make_synthetic_root(config: SynthConfig) -> SynthReport:
     counts = config.counts()
     if any(n < 1 for n in counts.values()):
         raise ConfigError(config.out, f"each source needs at least one patient, got {counts}")
+    if config.lumbar_coords_pictures < 0:
+        raise ConfigError(config.out, f"--lumbar-coords-pictures must be 0 or more, got {config.lumbar_coords_pictures}")
     if config.size < 64 or config.slices < 6:
         raise ConfigError(config.out, f"series too small to hold a spine: size {config.size}, slices {config.slices}")
     layout = DataLayout(root=config.out)

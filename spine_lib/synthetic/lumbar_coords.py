@@ -76,8 +76,6 @@ TEXTURE = {Tissue.FAT: 0.08, Tissue.MUSCLE: 0.12, Tissue.MARROW: 0.22, Tissue.BO
            Tissue.NUCLEUS: 0.1}
 LUMBAR_BODIES = ("L5", "L4", "L3", "L2", "L1")  # bottom up
 THORACIC_BODIES = ("T12", "T11", "T10", "T9", "T8", "T7", "T6")
-#: the chain's names of the lumbar discs, in :data:`~spine_lib.levels.LEVELS` order
-DISC_NAMES = ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
 
 
 @dataclass
@@ -165,12 +163,6 @@ def _disc(name: str, bottom: FloatArray, bottom_up: FloatArray, top: FloatArray,
     return _Element(name, polygon, centre, mid_up, mid_post, half_depth + bulge, height, degenerate)
 
 
-def _margin_point(disc: _Element, bottom: FloatArray, top: FloatArray, half_depth: float,
-                  bulge: float) -> FloatArray:
-    """RSNA's canal point of a disc: its posterior margin at mid-height."""
-    return (bottom + top) / 2 + disc.posterior * (half_depth + bulge)
-
-
 @dataclass
 class _Spine:
     elements: list[_Element]
@@ -229,7 +221,7 @@ def _build_spine(rng: np.random.Generator, unit: float) -> _Spine:
         overlap = unit * 0.1
         disc = _disc(level_name, bottom, up, top, new_up, depth, bulge, overlap, degenerate)
         elements.append(disc)
-        margin = _margin_point(disc, bottom, top, depth, bulge)
+        margin = disc.centre + disc.posterior * disc.half_depth  # RSNA's canal point: the back at mid-height
         if lumbar:
             points[level_name] = margin
         posterior_line.append(margin)
@@ -249,7 +241,7 @@ def _build_spine(rng: np.random.Generator, unit: float) -> _Spine:
     return _Spine(elements, points, posterior_line, anterior_line, conus_at)
 
 
-def _offset_line(line: list[FloatArray], normal_side: float, distance: float | FloatArray) -> FloatArray:
+def _offset_line(line: FloatArray | list[FloatArray], normal_side: float, distance: float) -> FloatArray:
     """The polyline moved ``distance`` along its own posterior normal (``normal_side`` -1: anterior)."""
     pts = np.asarray(line)
     tangent = np.gradient(pts, axis=0)
@@ -257,7 +249,7 @@ def _offset_line(line: list[FloatArray], normal_side: float, distance: float | F
     normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)  # tangent runs upwards: this points backwards
     if np.mean(normal[:, 0]) < 0:
         normal = -normal
-    return pts + normal * normal_side * np.asarray(distance).reshape(-1, 1)
+    return pts + normal * normal_side * distance
 
 
 def _extend(line: FloatArray, reach: float) -> FloatArray:
@@ -268,8 +260,8 @@ def _extend(line: FloatArray, reach: float) -> FloatArray:
 
 
 def _band(canvas: npt.NDArray[np.uint8], inner: FloatArray, outer: FloatArray, tissue: Tissue) -> None:
-    polygon = np.vstack([inner, outer[::-1]])
-    cv2.fillPoly(canvas, [np.round(polygon * 4).astype(np.int32)], int(tissue), lineType=cv2.LINE_8, shift=2)
+    """Fill the strip between two polylines that run the same way."""
+    _fill(canvas, np.vstack([inner, outer[::-1]]), tissue)
 
 
 def _fill(canvas: npt.NDArray[np.uint8], polygon: FloatArray, tissue: Tissue) -> None:
@@ -303,13 +295,13 @@ def _draw_labels(rng: np.random.Generator, spine: _Spine, shape: tuple[int, int]
     # the body: fat from the skin behind to the abdominal wall in front
     skin_back = depth * rng.uniform(2.6, 5.0)
     belly = depth * rng.uniform(3.0, 9.0)
-    _band(canvas, _offset_line(list(anterior), -1, belly), _offset_line(list(posterior), 1, skin_back), Tissue.FAT)
+    _band(canvas, _offset_line(anterior, -1, belly), _offset_line(posterior, 1, skin_back), Tissue.FAT)
     # paraspinal muscle behind the canal, under the subcutaneous fat
     fat_back = depth * rng.uniform(0.2, 0.9)
-    _band(canvas, posterior, _offset_line(list(posterior), 1, skin_back - fat_back), Tissue.MUSCLE)
+    _band(canvas, posterior, _offset_line(posterior, 1, skin_back - fat_back), Tissue.MUSCLE)
     # in front: a layer of muscle, bowel loops, vessels along the upper lumbar bodies, the bladder low down
-    front = _offset_line(list(anterior), -1, depth * 0.15)
-    _band(canvas, front, _offset_line(list(anterior), -1, depth * rng.uniform(0.3, 0.7)), Tissue.MUSCLE)
+    front = _offset_line(anterior, -1, depth * 0.15)
+    _band(canvas, front, _offset_line(anterior, -1, depth * rng.uniform(0.3, 0.7)), Tissue.MUSCLE)
     for _ in range(int(rng.integers(6, 18))):
         along = rng.uniform(0.2, 0.95)
         base = anterior[int(along * (len(anterior) - 1))]
@@ -320,22 +312,20 @@ def _draw_labels(rng: np.random.Generator, spine: _Spine, shape: tuple[int, int]
     vessel_bottom = max(6, len(spine.anterior_line) // 3)
     vessel = np.asarray(spine.anterior_line[vessel_bottom:vessel_top + 1])
     if len(vessel) >= 2:
-        near = _offset_line(list(vessel), -1, depth * rng.uniform(0.15, 0.35))
-        _band(canvas, near, _offset_line(list(vessel), -1, depth * rng.uniform(0.6, 0.9)), Tissue.VESSEL)
+        near = _offset_line(vessel, -1, depth * rng.uniform(0.15, 0.35))
+        _band(canvas, near, _offset_line(vessel, -1, depth * rng.uniform(0.6, 0.9)), Tissue.VESSEL)
     sacrum = np.asarray(spine.anterior_line[:6])
     if rng.random() < 0.7:
         _ellipse(canvas, sacrum[2] + np.array([-rng.uniform(1.5, 3.0) * depth, 0.0]),
                  (rng.uniform(0.8, 1.6) * depth, rng.uniform(0.6, 1.2) * depth), rng.uniform(-20, 20), Tissue.FLUID)
     # the canal: epidural fat, CSF, the cord down to the conus and the roots below, ligamentum flavum
     canal_width = depth * rng.uniform(0.35, 0.65)
-    lumbar_canal = posterior
-    _band(canvas, lumbar_canal, _offset_line(list(lumbar_canal), 1, canal_width * 1.25), Tissue.FAT)
-    _band(canvas, _offset_line(list(lumbar_canal), 1, canal_width * 0.05),
-          _offset_line(list(lumbar_canal), 1, canal_width), Tissue.CSF)
+    _band(canvas, posterior, _offset_line(posterior, 1, canal_width * 1.25), Tissue.FAT)
+    _band(canvas, _offset_line(posterior, 1, canal_width * 0.05), _offset_line(posterior, 1, canal_width), Tissue.CSF)
     cord_line = posterior[spine.conus_at + 1:]
     if len(cord_line) >= 2:
-        _band(canvas, _offset_line(list(cord_line), 1, canal_width * 0.3),
-              _offset_line(list(cord_line), 1, canal_width * 0.72), Tissue.CORD)
+        _band(canvas, _offset_line(cord_line, 1, canal_width * 0.3),
+              _offset_line(cord_line, 1, canal_width * 0.72), Tissue.CORD)
         tip = cord_line[0]
         for _ in range(int(rng.integers(2, 6))):  # cauda equina roots
             end = posterior[max(1, spine.conus_at - int(rng.integers(4, 9)))]
@@ -474,8 +464,7 @@ def render_picture(rng: np.random.Generator, source_name: str, size: tuple[int, 
                                         "rotation_deg": round(math.degrees(rotation), 2), "gamma": round(gamma, 3),
                                         "noise": round(noise, 4), "blur_px": round(blur, 2)}
     discs = {element.name: element for element in spine.elements}
-    posterior = {level: (float(discs[name].posterior[0]), float(discs[name].posterior[1]))
-                 for level, name in zip(LEVELS, DISC_NAMES, strict=True)}
+    posterior = {level: (float(discs[level].posterior[0]), float(discs[level].posterior[1])) for level in LEVELS}
     return Picture(pixels, points, source_name, labels[::SUPERSAMPLE, ::SUPERSAMPLE].copy(), posterior, settings)
 
 
