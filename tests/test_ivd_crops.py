@@ -21,7 +21,13 @@ from spine_lib.datasets.classification import (
 )
 from spine_lib.datasets.classification.discs import find_sagittal_series
 from spine_lib.inference.disc_crops import CropBox, crop_box, cut_crop, disc_point_from_mask
-from spine_lib.inference.localization import DiscLocalization, DiscLocalizer, DiscPoint, check_disc_points
+from spine_lib.inference.localization import (
+    DiscLocalization,
+    DiscLocalizer,
+    DiscPoint,
+    check_disc_points,
+    search_order,
+)
 from spine_lib.inference.localization import mid_sagittal_slice as mid_slice
 from spine_lib.io.sagittal import SagittalVolume, sagittal_volume
 from spine_lib.labels.gradings import GRADING_COLUMNS
@@ -183,6 +189,49 @@ def test_mid_sagittal_slice_follows_the_canal(volume: sitk.Image) -> None:
     k, _, _ = view.to_pixel((1.5, 11.0, 5.0))
     assert reason == "canal centre" and index == round(k) and x == pytest.approx(11.0)
     assert mid_slice(view, None) == (view.centre_slice(), "centre")
+
+
+class SliceLocalizer(DiscLocalizer):
+    """Answers per slice as told: a plausible chain where the slice's value is in ``good``, an extrapolated level
+    where it is in ``guessing``, else discs out of order."""
+
+    def __init__(self, good: set[int], guessing: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        super().__init__(None)
+        self.good, self.guessing = good, guessing
+        self.asked: list[int] = []
+
+    def ensure_loaded(self) -> None:
+        """Nothing to load."""
+
+    def predict_slice(self, pixels: np.ndarray) -> dict[str, tuple[float, float]]:
+        value = round(float(pixels.mean()))
+        self.asked.append(value)
+        self.last_guessed = ["L3/L4"] if value in self.guessing else []
+        rows = [10.0, 30.0, 50.0, 70.0, 90.0] if value in self.good | self.guessing else [10.0, 50.0, 30.0, 70.0, 90.0]
+        return {level: (40.0, row) for level, row in zip(LEVELS, rows, strict=True)}
+
+
+def test_without_a_mask_the_nearest_slice_with_a_plausible_answer_is_taken() -> None:
+    """The centre slice's answer fails its checks (an off-centre spine, an artefact): the nearest slice whose
+    answer passes them is used, and one that sees every level wins over a nearer one that extrapolates."""
+    array = np.broadcast_to(np.arange(10, dtype=np.int16), (100, 80, 10)).copy()  # (z, y, x): x-th slice holds x
+    image = sitk.GetImageFromArray(array)  # LPS: 10 slices across the body, 1 mm pixels
+    image.SetSpacing((4.0, 1.0, 1.0))
+    view = sagittal_volume(image)
+    values = [int(view.slice(i).mean()) for i in range(view.slices)]
+    centre = view.centre_slice()
+    found = SliceLocalizer(good={values[centre + 2]}, guessing={values[centre - 1]}).localize(view)
+    assert found.plausible and not found.guessed and found.slice_index == centre + 2
+    assert found.slice_reason == "centre+2"
+    assert found.points["L1/L2"].physical == pytest.approx(view.to_physical(centre + 2, 40.0, 10.0))
+    localizer = SliceLocalizer(good={values[centre]})
+    at_centre = localizer.localize(view)  # the centre's answer passes: nothing else is tried
+    assert at_centre.slice_index == centre and at_centre.slice_reason == "centre" and len(localizer.asked) == 1
+    nearer = SliceLocalizer(good=set(), guessing={values[centre - 1]}).localize(view)
+    assert nearer.slice_index == centre - 1 and nearer.guessed == ["L3/L4"] and nearer.plausible
+    nowhere = SliceLocalizer(good=set()).localize(view)
+    assert not nowhere.plausible and nowhere.slice_index == centre and "is not below" in nowhere.problems[0]
+    assert search_order(centre, view.slices) == [centre, centre - 1, centre + 1, centre - 2, centre + 2]
 
 
 def test_sagittal_view_is_the_same_whatever_the_axis_order(volume: sitk.Image) -> None:

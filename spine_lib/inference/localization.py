@@ -7,11 +7,13 @@ canal (RSNA's spinal-canal point), in slice pixels and in physical coordinates.
 
 Which slice: with a mask of the series, the slice through the middle of the spinal canal (nearest the centroid of
 the canal voxels across slices: the midline, wherever the spine lies in the field of view); without one, the
-centre slice of the series. Every answer is checked before it is used (:func:`check_disc_points`): points
-inside the slice, ordered head to feet, neighbours 15-65 mm apart and evenly spaced. An implausible answer comes
-back with ``plausible=False`` and the reasons; callers reject it rather than crop at it. A level-free model also
-says which levels it saw no disc at (their points extrapolated along the chain): those come back in
-:attr:`DiscLocalization.guessed`, and callers reject those levels alone.
+centre slice of the series, and when its answer fails the checks below or has a level the model did not see,
+the nearest slice within :data:`SEARCH_SHARE` of the series whose answer passes them (a spine off the series'
+centre, a scoliotic or a twisted one, an artefact on the centre slice). Every answer is checked before it is used
+(:func:`check_disc_points`): points inside the slice, ordered head to feet, neighbours 15-65 mm apart and evenly
+spaced. An implausible answer comes back with ``plausible=False`` and the reasons; callers reject it rather than
+crop at it. A level-free model also says which levels it saw no disc at (their points extrapolated along the
+chain): those come back in :attr:`DiscLocalization.guessed`, and callers reject those levels alone.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ LOCALIZATION_TASK = "localization"
 NEIGHBOUR_DISTANCE_MM = (15.0, 65.0)
 #: Neighbouring gaps may differ by at most this factor (a missed or doubled level breaks it).
 MAX_GAP_RATIO = 1.8
+#: Without a mask, how far from the centre slice another slice is tried when the centre's answer is implausible
+#: or extrapolates a level: this share of the series' slices on either side (at least one slice).
+SEARCH_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class DiscLocalization:
     """The points of one series, the slice they lie on, and whether they are plausible (with the reasons)."""
 
     slice_index: int
-    slice_reason: str  # "canal centre" or "centre"
+    slice_reason: str  # "canal centre", "centre", or "centre+N"/"centre-N" (the centre's answer failed its checks)
     points: dict[str, DiscPoint]
     pixel_spacing: tuple[float, float]
     shape: tuple[int, int]
@@ -81,6 +86,21 @@ def mid_sagittal_slice(volume: SagittalVolume, mask: sitk.Image | None = None,
                 centre = float((counts * np.arange(len(counts))).sum() / counts.sum())
                 return int(np.clip(round(centre), 0, volume.slices - 1)), "canal centre"
     return volume.centre_slice(), "centre"
+
+
+def search_order(centre: int, slices: int, share: float = SEARCH_SHARE) -> list[int]:
+    """The centre slice, then its neighbours by distance (the lower index first), up to ``share`` of ``slices``
+    on either side (at least one slice).
+
+    Example:
+        >>> search_order(7, 14)
+        [7, 6, 8, 5, 9]
+    """
+    reach = max(1, round(share * slices))
+    order = [centre]
+    for distance in range(1, reach + 1):
+        order += [i for i in (centre - distance, centre + distance) if 0 <= i < slices]
+    return order
 
 
 def check_disc_points(points: dict[str, DiscPoint], shape: tuple[int, int],
@@ -192,8 +212,24 @@ class DiscLocalizer(InferenceModel):
                                                                                         strict=True)}
 
     def localize(self, volume: SagittalVolume, mask: sitk.Image | None = None) -> DiscLocalization:
-        """The disc points of a series in the canonical view (see :func:`mid_sagittal_slice`)."""
+        """The disc points of a series in the canonical view: on the slice of :func:`mid_sagittal_slice`; without
+        the canal from a mask, on the nearest slice of :func:`search_order` whose answer is plausible and sees
+        every level (else the nearest plausible one, else the centre's answer with its problems)."""
         index, reason = mid_sagittal_slice(volume, mask)
+        first = self.localize_slice(volume, index, reason)
+        if reason != "centre" or (first.plausible and not first.guessed):
+            return first
+        fallback = first if first.plausible else None
+        for other in search_order(index, volume.slices)[1:]:
+            result = self.localize_slice(volume, other, f"centre{other - index:+d}")
+            if result.plausible and not result.guessed:
+                return result
+            if result.plausible and fallback is None:
+                fallback = result
+        return fallback or first
+
+    def localize_slice(self, volume: SagittalVolume, index: int, reason: str) -> DiscLocalization:
+        """The checked disc points of one slice of ``volume``."""
         predicted = self.predict_slice(volume.slice(index))
         points = {level: DiscPoint(level, x, y, volume.to_physical(index, x, y)) for level, (x, y) in predicted.items()}
         result = DiscLocalization(slice_index=index, slice_reason=reason, points=points,
