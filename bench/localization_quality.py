@@ -72,6 +72,8 @@ def main() -> None:
                         help="also train on this many synthetic Lumbar Coords pictures (written into the root)")
     parser.add_argument("--style-b", type=int, default=0,
                         help="also score the best model on this many images of the unseen synthetic style")
+    parser.add_argument("--offset-head", action="store_true",
+                        help="the disc detector with sub-cell offsets (else points at the peaks' centroids)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +95,7 @@ def main() -> None:
             image_size=(args.image_size, args.image_size), batch_size=args.batch_size, num_epochs=args.epochs,
             learning_rate=args.learning_rate, head_type=args.head, device=args.device, val_fraction=0.1,
             test_fraction=0.2, max_train_minutes=args.minutes, visualize_predictions=False, early_stopping=False,
-            seed=args.seed, group_levels=not args.one_level_per_item,
+            seed=args.seed, group_levels=not args.one_level_per_item, offset_head=args.offset_head,
             **({} if args.heatmap_loss_weight is None else {"heatmap_loss_weight": args.heatmap_loss_weight}),
         )
         trainer = LocalizationTrainer(config)

@@ -16,6 +16,8 @@ from spine_lib.training.models.disc_detector import (
     count_up_from_sacrum,
     disc_targets,
     focal_loss,
+    offset_loss,
+    offset_targets,
     peak_points,
     soft_peak,
 )
@@ -115,6 +117,75 @@ def test_peaks_are_refined_between_cells() -> None:
     logits = torch.full((16, 16), -10.0)
     logits[9, 4] = 5.0
     assert soft_peak(logits) == pytest.approx((4.5, 9.5), abs=1e-3)
+
+
+def test_offsets_are_taught_around_each_point_towards_the_nearest_one() -> None:
+    height = width = 16
+    cells = [(5.3, 4.8), (5.6, 6.9)]  # two points close enough for their neighbourhoods to meet
+    targets = torch.tensor([[[x / width, y / height] for x, y in cells], [[float("nan")] * 2] * 2])
+    offsets, taught = offset_targets(targets, height, width)
+    assert offsets[0, :, 4, 5].tolist() == pytest.approx([-0.2, 0.3], abs=1e-5)  # the cell holding the point
+    assert offsets[0, :, 4, 6].tolist() == pytest.approx([-1.2, 0.3], abs=1e-5)  # a neighbour of it
+    assert offsets[0, :, 6, 5].tolist() == pytest.approx([0.1, 0.4], abs=1e-5)  # the second point's own cell
+    assert offsets[0, :, 5, 5].tolist() == pytest.approx([-0.2, -0.7], abs=1e-5)  # nearer to the first one
+    assert int(taught[0].sum()) == 9 + 9 - 3 and not bool(taught[1].any())  # a row shared; no point: nothing
+    assert float(offset_loss(offsets, offsets, taught)) == 0.0
+    shifted = offsets.clone()
+    shifted[:, 0] += 0.5
+    assert float(offset_loss(shifted, offsets, taught)) == pytest.approx(0.5)
+    assert float(offset_loss(offsets, offsets, torch.zeros_like(taught))) == 0.0
+
+
+def test_a_peak_is_placed_by_its_predicted_offset() -> None:
+    scores = torch.zeros(16, 16)
+    scores[5, 7], scores[5, 8] = 0.9, 0.9 * 0.6  # leaning right: the centroid would put it at x ~ 7.9
+    offsets = torch.zeros(2, 16, 16)
+    offsets[:, 5, 7] = torch.tensor([-0.3, 0.4])
+    (x, y, _), = peak_points(scores, offsets=offsets)
+    assert (x, y) == pytest.approx((7.2, 5.9))
+    offsets[:, 5, 7] = torch.tensor([9.0, -9.0])  # beyond what is taught: clamped to the neighbourhood
+    (x, y, _), = peak_points(scores, offsets=offsets)
+    assert (x, y) == pytest.approx((9.0, 4.0))
+
+
+def test_the_offset_head_is_trained_and_kept_by_its_checkpoint(tmp_path: Path) -> None:
+    """Points off their cells' centres: the offsets learn where in the cell they lie, and a checkpoint rebuilds the
+    model with its offset head (one saved without the argument, before it existed, without it)."""
+    from spine_lib.training.checkpoints import model_from_checkpoint
+
+    torch.manual_seed(0)
+    size = 64
+    image = torch.zeros(1, 3, size, size)
+    centres = [(33.1, 14.6), (31.7, 24.3), (30.9, 34.2), (31.6, 43.7), (33.3, 53.6)]  # L1/L2 .. L5/S1, pixels
+    for x, y in centres:
+        image[..., round(y) - 1:round(y) + 2, round(x) - 6:round(x) + 6] = 1.0
+    targets = torch.tensor([[[x / size, y / size] for x, y in centres]])
+    model = ConvNextDiscDetector(variant="atto", offset_head=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(80):
+        loss = model.get_loss(model(image, torch.arange(5)[None]), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        logits = model.heatmaps(image)
+    offsets, taught = offset_targets(targets, size // 4, size // 4)
+    assert logits.shape == (1, 4, 16, 16)
+    assert float(offset_loss(logits[:, 2:4], offsets, taught)) < 0.25  # cells (4 px): the offsets were learnt
+    torch.save({"model_name": "convnext_disc_detector", "model_kwargs": model.architecture_kwargs(),
+                "model_state_dict": model.state_dict()}, tmp_path / "offsets.pt")
+    rebuilt, _ = model_from_checkpoint(tmp_path / "offsets.pt")
+    assert isinstance(rebuilt, ConvNextDiscDetector) and rebuilt.decoder.offset is not None
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(image), model(image))
+    old = ConvNextDiscDetector(variant="atto")
+    kwargs = {k: v for k, v in old.architecture_kwargs().items() if k != "offset_head"}
+    torch.save({"model_name": "convnext_disc_detector", "model_kwargs": kwargs,
+                "model_state_dict": old.state_dict()}, tmp_path / "old.pt")
+    rebuilt, _ = model_from_checkpoint(tmp_path / "old.pt")
+    assert isinstance(rebuilt, ConvNextDiscDetector) and rebuilt.decoder.offset is None
 
 
 def test_the_model_answers_like_the_level_conditioned_ones() -> None:

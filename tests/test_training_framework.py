@@ -53,7 +53,11 @@ def test_registries_list_and_create_builtin_components() -> None:
     model = ModelRegistry.create("convnext", variant="atto")  # alias
     assert isinstance(model, ConvNextLocalization) and model.variant == "atto"
     config = LocalizationConfig(model_variant="atto")  # the default model: the level-free detector
-    assert isinstance(ModelRegistry.create_from_config(config), ConvNextDiscDetector)
+    detector = ModelRegistry.create_from_config(config)
+    assert isinstance(detector, ConvNextDiscDetector) and detector.decoder.offset is None
+    config = LocalizationConfig(model_variant="atto", model_name="convnext_disc_detector", offset_head=True)
+    detector = ModelRegistry.create_from_config(config)
+    assert detector.decoder.offset is not None and detector.architecture_kwargs()["offset_head"] is True
     config = LocalizationConfig(model_variant="atto", model_name="convnext_localization")
     assert isinstance(ModelRegistry.create_from_config(config), ConvNextLocalization)
     assert TrainerRegistry.get("localization").cls is LocalizationTrainer

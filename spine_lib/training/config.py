@@ -204,6 +204,8 @@ class LocalizationConfig(TrainingConfig):
     ] = 0.0
     use_level_embedding: Annotated[bool, tyro.conf.arg(help="Condition the model on the disc level.")] = True
     num_levels: Annotated[int, tyro.conf.arg(help="Number of disc levels.")] = 5
+    offset_head: Annotated[bool, tyro.conf.arg(
+        help="Disc detector: also learn where in its heatmap cell (4 input pixels) each point lies.")] = False
     head_type: Annotated[HeadType, tyro.conf.arg(help="Head: heatmap (soft-argmax) or a pooled-feature head.")] = (
         "heatmap"
     )

@@ -7,7 +7,10 @@ This model asks the network two questions that need no counting:
 - ``discs``: where is a disc (a peak at every labelled point; nothing learnt above the top labelled level or
   below the bottom one unless that is L5/S1, so the thoracic discs, unlabelled in RSNA's tables, teach nothing
   false);
-- ``anchor``: where is the lumbosacral disc (L5/S1: the one disc above the sacrum, a landmark of its own).
+- ``anchor``: where is the lumbosacral disc (L5/S1: the one disc above the sacrum, a landmark of its own);
+- ``offset`` (with ``offset_head``): where in its cell (4 input pixels) the disc's point lies (CenterNet's
+  sub-cell regression, taught in the 3x3 cells around each point); without it a peak is placed at the
+  score-weighted centre of its 3x3 cells.
 
 The points then come from the geometry of the chain (:func:`count_up_from_sacrum`): the anchor snapped to the
 nearest disc peak, then disc after disc upwards, each step in about the direction and at about the spacing of
@@ -37,6 +40,10 @@ DETECTOR_STAGES = (0, 1, 2, 3)
 DISC_SIGMA = 1.0
 #: Spread of the anchor's target, in cells.
 ANCHOR_SIGMA = 1.5
+#: Cells around a point's own cell (a square of ``2 * OFFSET_RADIUS + 1``) whose offset to the point is taught.
+OFFSET_RADIUS = 1
+#: Weight of the offsets' L1 loss (in cells) against the discs' focal loss.
+OFFSET_WEIGHT = 1.0
 #: Lowest sigmoid score of a cell that counts as a disc peak.
 PEAK_THRESHOLD = 0.2
 #: Farthest a step up the chain may turn from the step before, in degrees (the first step: from "up" in the image).
@@ -60,15 +67,17 @@ IGNORE_BEYOND = 0.5
 
 
 class DetectionDecoder(nn.Module):
-    """Feature maps of strides 4-32 fused at stride 4, then two heatmaps: discs and the L5/S1 anchor."""
+    """Feature maps of strides 4-32 fused at stride 4, then two heatmaps (discs and the L5/S1 anchor) and, with
+    ``offsets``, two maps of each cell's offset to its disc's point (x, then y, in cells)."""
 
-    def __init__(self, in_channels: list[int], channels: int = 64) -> None:
+    def __init__(self, in_channels: list[int], channels: int = 64, offsets: bool = False) -> None:
         super().__init__()
         self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
         self.fuse = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(8, channels), nn.GELU(),
                                   nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(8, channels), nn.GELU())
         self.discs = nn.Conv2d(channels, 1, 1)
         self.anchor = nn.Conv2d(channels, 1, 1)
+        self.offset = nn.Conv2d(channels, 2, 1) if offsets else None
         assert self.discs.bias is not None
         nn.init.constant_(self.discs.bias, -math.log((1 - 0.01) / 0.01))  # start near "no disc" (CenterNet)
 
@@ -80,7 +89,10 @@ class DetectionDecoder(nn.Module):
             for lateral, f in zip(self.laterals, features, strict=True)
         )
         x = self.fuse(fused)  # type: ignore[arg-type]
-        return torch.cat([self.discs(x), self.anchor(x)], dim=1)
+        maps = [self.discs(x), self.anchor(x)]
+        if self.offset is not None:
+            maps.append(self.offset(x))
+        return torch.cat(maps, dim=1)
 
 
 def disc_targets(targets: torch.Tensor, levels: torch.Tensor, height: int, width: int, num_levels: int,
@@ -125,6 +137,39 @@ def disc_targets(targets: torch.Tensor, levels: torch.Tensor, height: int, width
     return heat, taught
 
 
+def offset_targets(targets: torch.Tensor, height: int, width: int,
+                   radius: int = OFFSET_RADIUS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each cell's offset from its centre to the nearest labelled point (``(N, 2, h, w)``, x then y, in cells) and
+    where it is taught (``(N, h, w)`` bool): the cells within ``radius`` of the cell holding a point.
+
+    ``targets`` ``(N, K, 2)`` relative ``(x, y)`` (NaN: not labelled)."""
+    device = targets.device
+    offsets = torch.zeros(targets.shape[0], 2, height, width, device=device)
+    taught = torch.zeros(targets.shape[0], height, width, dtype=torch.bool, device=device)
+    nearest = torch.full((targets.shape[0], height, width), math.inf, device=device)
+    scale = torch.tensor([width, height], device=device, dtype=torch.float32)
+    for n in range(targets.shape[0]):
+        present = torch.isfinite(targets[n]).all(dim=-1)
+        for x, y in (targets[n][present].float() * scale).tolist():
+            column, row = min(width - 1, max(0, int(x))), min(height - 1, max(0, int(y)))
+            for i in range(max(0, row - radius), min(height, row + radius + 1)):
+                for j in range(max(0, column - radius), min(width, column + radius + 1)):
+                    dx, dy = x - (j + 0.5), y - (i + 0.5)
+                    if math.hypot(dx, dy) < float(nearest[n, i, j]):
+                        nearest[n, i, j] = math.hypot(dx, dy)
+                        offsets[n, 0, i, j], offsets[n, 1, i, j] = dx, dy
+                        taught[n, i, j] = True
+    return offsets, taught
+
+
+def offset_loss(predicted: torch.Tensor, target: torch.Tensor, taught: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance (in cells) of predicted to target offsets over the taught cells (0 where none is)."""
+    if not bool(taught.any()):
+        return predicted.sum() * 0.0
+    error = (predicted.float() - target).abs().sum(dim=1)
+    return error[taught].mean()
+
+
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, taught: torch.Tensor) -> torch.Tensor:
     """CenterNet's penalty-reduced focal loss over the taught cells, per image normalised by its number of peaks."""
     probability = logits.float().sigmoid().clamp(1e-4, 1 - 1e-4)
@@ -136,20 +181,27 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, taught: torch.Tensor)
     return (per_image / peaks).mean()
 
 
-def peak_points(scores: torch.Tensor, threshold: float = PEAK_THRESHOLD,
-                window: int = PEAK_WINDOW) -> list[tuple[float, float, float]]:
-    """Local maxima (in a ``window`` square) of a ``(h, w)`` sigmoid map above ``threshold``, each refined to the
-    score-weighted centre of its 3x3 neighbourhood: ``(x, y, score)`` in cell units (cell centres at ``j + 0.5``)."""
+def peak_points(scores: torch.Tensor, threshold: float = PEAK_THRESHOLD, window: int = PEAK_WINDOW,
+                offsets: torch.Tensor | None = None) -> list[tuple[float, float, float]]:
+    """Local maxima (in a ``window`` square) of a ``(h, w)`` sigmoid map above ``threshold``: ``(x, y, score)`` in
+    cell units (cell centres at ``j + 0.5``). Each is placed by the peak cell's predicted offset (``offsets``,
+    ``(2, h, w)``, clamped to the taught range), else at the score-weighted centre of its 3x3 neighbourhood."""
     pooled = functional.max_pool2d(scores[None, None], window, stride=1, padding=window // 2)[0, 0]
     found = torch.nonzero((scores == pooled) & (scores > threshold))
     padded = functional.pad(scores[None, None], (1, 1, 1, 1))[0, 0]
-    offsets = torch.tensor([-1.0, 0.0, 1.0])
+    steps = torch.tensor([-1.0, 0.0, 1.0])
+    limit = OFFSET_RADIUS + 0.5
     out: list[tuple[float, float, float]] = []
     for row, column in found.tolist():
+        if offsets is not None:
+            dx = max(-limit, min(limit, float(offsets[0, row, column])))
+            dy = max(-limit, min(limit, float(offsets[1, row, column])))
+            out.append((column + 0.5 + dx, row + 0.5 + dy, float(scores[row, column])))
+            continue
         around = padded[row:row + 3, column:column + 3]
         total = float(around.sum())
-        dy = float((around.sum(dim=1) * offsets).sum()) / total
-        dx = float((around.sum(dim=0) * offsets).sum()) / total
+        dy = float((around.sum(dim=1) * steps).sum()) / total
+        dx = float((around.sum(dim=0) * steps).sum()) / total
         out.append((column + 0.5 + dx, row + 0.5 + dy, float(scores[row, column])))
     return out
 
@@ -234,16 +286,17 @@ class ConvNextDiscDetector(LocalizationModel):
     level_free = True
 
     def __init__(self, variant: str = "atto", pretrained: bool = False, weights_file: Path | str | None = None,
-                 num_levels: int = 5, decoder_channels: int = 64, **unused: Any) -> None:
+                 num_levels: int = 5, decoder_channels: int = 64, offset_head: bool = False, **unused: Any) -> None:
         super().__init__()
         if variant not in CONVNEXT_VARIANTS:
             raise ConfigError(variant, f"unknown ConvNeXt variant; use one of {', '.join(CONVNEXT_VARIANTS)}")
         self.variant = variant
-        self.remember_architecture(variant=variant, num_levels=num_levels, decoder_channels=decoder_channels)
+        self.remember_architecture(variant=variant, num_levels=num_levels, decoder_channels=decoder_channels,
+                                   offset_head=offset_head)
         self.backbone = create_backbone(CONVNEXT_VARIANTS[variant], pretrained=pretrained, weights_file=weights_file,
                                         features_only=True, out_indices=DETECTOR_STAGES)
         channels: list[int] = self.backbone.feature_info.channels()  # type: ignore[union-attr, operator]
-        self.decoder = DetectionDecoder(channels, decoder_channels)
+        self.decoder = DetectionDecoder(channels, decoder_channels, offsets=offset_head)
         self.num_levels = num_levels
         self.use_level_embedding = False
         self.level_embedding = None
@@ -261,7 +314,8 @@ class ConvNextDiscDetector(LocalizationModel):
         return self.last_guessed
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 2, h, w)`` logits: discs, then the L5/S1 anchor."""
+        """``(B, 2, h, w)`` logits, discs then the L5/S1 anchor, and with the offset head its two maps
+        (``(B, 4, h, w)``)."""
         return self.decoder(list(self.backbone(x)))
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
@@ -270,10 +324,11 @@ class ConvNextDiscDetector(LocalizationModel):
         out = torch.empty(batch, self.num_levels, 2)
         scores = logits[:, 0].detach().float().sigmoid().cpu()
         anchors = logits[:, 1].detach().float().cpu()
+        offsets = logits[:, 2:4].detach().float().cpu() if logits.shape[1] >= 4 else None
         self.last_guessed = []
         for n in range(batch):
-            chain, guessed = count_up_from_sacrum(soft_peak(anchors[n]), peak_points(scores[n]),
-                                                  self.num_levels, height)
+            peaks = peak_points(scores[n], offsets=None if offsets is None else offsets[n])
+            chain, guessed = count_up_from_sacrum(soft_peak(anchors[n]), peaks, self.num_levels, height)
             self.last_guessed.append(sorted(self.num_levels - 1 - i for i in guessed))
             for i, (x, y) in enumerate(chain):  # bottom (last level) first
                 out[n, self.num_levels - 1 - i] = torch.tensor([x / width, y / height])
@@ -296,8 +351,9 @@ class ConvNextDiscDetector(LocalizationModel):
 
     def get_loss(self, predictions: torch.Tensor, targets: torch.Tensor, heatmap_weight: float = 0.0,
                  **kwargs: Any) -> torch.Tensor:
-        """Focal loss of the discs' heatmap over its taught cells plus the anchor's heatmap loss (on images whose
-        L5/S1 is labelled) of the forward pass that made ``predictions``; ``targets`` as that pass's levels."""
+        """Focal loss of the discs' heatmap over its taught cells, the offsets' L1 loss around each point and the
+        anchor's heatmap loss (on images whose L5/S1 is labelled) of the forward pass that made ``predictions``;
+        ``targets`` as that pass's levels."""
         logits, levels = self.last_logits, self.last_levels
         if logits is None or levels is None:
             raise ConfigError("get_loss", "call the model with level_idx before get_loss")
@@ -306,6 +362,9 @@ class ConvNextDiscDetector(LocalizationModel):
         _, _, height, width = logits.shape
         heat, taught = disc_targets(targets.float(), levels, height, width, self.num_levels)
         loss = focal_loss(logits[:, 0], heat, taught)
+        if logits.shape[1] >= 4:
+            offsets, near = offset_targets(targets.float(), height, width)
+            loss = loss + OFFSET_WEIGHT * offset_loss(logits[:, 2:4], offsets, near)
         last = levels == self.num_levels - 1
         has_anchor = (last & torch.isfinite(targets).all(dim=-1)).any(dim=1)
         if bool(has_anchor.any()):

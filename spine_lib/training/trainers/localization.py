@@ -51,6 +51,8 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         }
         if config.model_name == "vit_localization":
             kwargs["image_size"] = tuple(config.image_size)
+        if config.model_name == "convnext_disc_detector":
+            kwargs["offset_head"] = config.offset_head
         return ModelRegistry.create(config.model_name, **kwargs)
 
     def build_model(self) -> LocalizationModel:
