@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
 from spine_lib.synthetic.truth import read_truth
@@ -32,6 +33,27 @@ from tests.deployment_support import (
 )
 
 
+def empty_inbox_root(work: Path, reports: int, seed: int) -> tuple[Path, Path, dict[str, Any]]:
+    """A synthetic root of ``reports`` Phenikaa patients under ``work/synthetic``, and a data root
+    ``work/data`` with its Phenikaa export but an empty reports inbox; returns both roots and the truth."""
+    synthetic = work / "synthetic"
+    make_synthetic_root(SynthConfig(out=synthetic, spider_patients=1, rsna_studies=1, phenikaa_patients=reports,
+                                    size=128, slices=12, seed=seed))
+    root = work / "data"
+    shutil.copytree(synthetic / "raw/Phenikaa", root / "raw/Phenikaa",
+                    ignore=lambda folder, names: names if Path(folder).name == "reports" else [])
+    return synthetic, root, read_truth(synthetic, "phenikaa")
+
+
+def print_latencies(rows: list[tuple[int, str, float]]) -> None:
+    """The markdown table of (report, format, seconds from drop to update) and its median and maximum."""
+    print("\n| report | format | dropped -> phenikaa_patients (s) |\n|---|---|---|")
+    for count, kind, seconds in rows:
+        print(f"| {count} | {kind} | {seconds:.1f} |")
+    latencies = [seconds for _, _, seconds in rows]
+    print(f"\nmedian {statistics.median(latencies):.1f} s, max {max(latencies):.1f} s over {len(rows)} reports")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reports", type=int, default=3, help="reports dropped one after another")
@@ -40,13 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spine-deploy-bench-"))
     try:
-        synthetic = work / "synthetic"
-        make_synthetic_root(SynthConfig(out=synthetic, spider_patients=1, rsna_studies=1,
-                                        phenikaa_patients=args.reports, size=128, slices=12, seed=args.seed))
-        truth = read_truth(synthetic, "phenikaa")
-        root = work / "data"
-        shutil.copytree(synthetic / "raw/Phenikaa", root / "raw/Phenikaa",
-                        ignore=lambda folder, names: names if Path(folder).name == "reports" else [])
+        synthetic, root, truth = empty_inbox_root(work, args.reports, args.seed)
         begin = time.monotonic()
         with running_postgres(work / "logs") as postgres, \
                 running_deployment(postgres, work, root, work / "weights") as deployment:
@@ -68,11 +84,7 @@ def main() -> None:
                 update = wait_for("phenikaa_patients", counted, timeout=args.timeout, interval=0.5)
                 rows.append((count, patient["report_format"], update.timestamp - dropped))
                 wait_for_run(deployment, update.run_id, 120)
-        print("\n| report | format | dropped -> phenikaa_patients (s) |\n|---|---|---|")
-        for count, kind, seconds in rows:
-            print(f"| {count} | {kind} | {seconds:.1f} |")
-        latencies = [s for _, _, s in rows]
-        print(f"\nmedian {statistics.median(latencies):.1f} s, max {max(latencies):.1f} s over {len(rows)} reports")
+        print_latencies(rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -14,7 +14,6 @@ import argparse
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,10 +22,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from bench.deployment_latency import empty_inbox_root, print_latencies
 from spine_assets.demo import prepare_dagster_home
 from spine_assets.environment import DAGSTER_HOME_ENV, DATA_ROOT_ENV, DEVICE_ENV, TRACKING_ENV, WEIGHTS_ENV
-from spine_lib.synthetic.generate import SynthConfig, make_synthetic_root
-from spine_lib.synthetic.truth import read_truth
 from tests.deployment_support import REPO, free_port, start_server, wait_for, webserver_up
 
 PATIENTS = dg.AssetKey("phenikaa_patients")
@@ -63,13 +61,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="spine-dev-bench-"))
     server = None
     try:
-        synthetic = work / "synthetic"
-        make_synthetic_root(SynthConfig(out=synthetic, spider_patients=1, rsna_studies=1,
-                                        phenikaa_patients=args.reports, size=128, slices=12, seed=args.seed))
-        truth = read_truth(synthetic, "phenikaa")
-        root = work / "data"
-        shutil.copytree(synthetic / "raw/Phenikaa", root / "raw/Phenikaa",
-                        ignore=lambda folder, names: names if Path(folder).name == "reports" else [])
+        synthetic, root, truth = empty_inbox_root(work, args.reports, args.seed)
         home = work / "dagster_home"
         prepare_dagster_home(home)
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -99,11 +91,7 @@ def main() -> None:
                 updated = wait_for("phenikaa_patients", counted, timeout=args.timeout, interval=0.5)
                 rows.append((count, patient["report_format"], updated - dropped))
                 time.sleep(3)  # the run's last events (its end) before the next drop
-        print("\n| report | format | dropped -> phenikaa_patients (s) |\n|---|---|---|")
-        for count, kind, seconds in rows:
-            print(f"| {count} | {kind} | {seconds:.1f} |")
-        latencies = [s for _, _, s in rows]
-        print(f"\nmedian {statistics.median(latencies):.1f} s, max {max(latencies):.1f} s over {len(rows)} reports")
+        print_latencies(rows)
     finally:
         if server is not None:
             server.stop(first_signal=signal.SIGINT, grace=15)  # SIGINT: dagster dev's own shutdown (Ctrl-C)

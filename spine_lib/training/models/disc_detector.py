@@ -155,8 +155,9 @@ def offset_targets(targets: torch.Tensor, height: int, width: int,
             for i in range(max(0, row - radius), min(height, row + radius + 1)):
                 for j in range(max(0, column - radius), min(width, column + radius + 1)):
                     dx, dy = x - (j + 0.5), y - (i + 0.5)
-                    if math.hypot(dx, dy) < float(nearest[n, i, j]):
-                        nearest[n, i, j] = math.hypot(dx, dy)
+                    distance = math.hypot(dx, dy)
+                    if distance < float(nearest[n, i, j]):
+                        nearest[n, i, j] = distance
                         offsets[n, 0, i, j], offsets[n, 1, i, j] = dx, dy
                         taught[n, i, j] = True
     return offsets, taught
