@@ -2,7 +2,7 @@
 
 The corpus (:mod:`spine_lib.synthetic.bad_inputs`) is a small data root whose sources also hold bad items. Each
 stage runs as a user runs it, ``spine-vision ... -v --enable-file-log`` in its own process, and then the whole
-asset graph runs over a copy of the corpus (``spine-vision demo`` on it: every asset, a SQLite instance). For
+asset graph runs over a copy of the corpus (``spine-vision demo --quick`` on it: every asset, a SQLite instance). For
 each stage it counts:
 
 - crashes: the run ended with a traceback, or with an exit status other than the expected one (0 while bad
@@ -277,7 +277,7 @@ def run_corpus(work: Path) -> list[StageResult]:
                                                                  for c in cases))
     home = work / "assets"
     assets.runs.append(spine_vision("demo", "--data-root", str(home / "data"), "--weights", str(home / "weights"),
-                                    "--dagster-home", str(home / "dh"), "--size", "64", cwd=work, stage="demo"))
+                                    "--dagster-home", str(home / "dh"), "--size", "64", "--quick", cwd=work, stage="demo"))
     materialized = assets.runs[-1].stdout.partition("Materialized:")[2].partition("\n")[0]
     if len([name for name in materialized.split(",") if name.strip()]) != len(EVERY_ASSET):
         assets.lost.append(f"the demo materialized {materialized.strip() or 'nothing'}; expected {len(EVERY_ASSET)}")

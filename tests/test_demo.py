@@ -13,6 +13,7 @@ import dagster as dg
 
 from spine_assets.demo import DemoStep
 from spine_assets.demo.command import progress_line
+from spine_assets.demo.materialize import needs_training
 
 REPO = Path(__file__).resolve().parents[1]
 #: ``[ 3/14] ####................ 0:41 spider_nnunet_dataset done in 12.3 s``: count, bar, elapsed, asset, what
@@ -57,7 +58,7 @@ def test_progress_line_shows_count_bar_elapsed_and_step() -> None:
 
 def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
     args = ("demo", "--data-root", "data", "--weights", "weights", "--dagster-home", "dh", "--patients", "2",
-            "--size", "64")
+            "--size", "64", "--quick")  # the models trained for a moment: this tests the graph, not the models
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert ("Materialized:     classifier_model, data_root, ivd_coords_dataset, ivd_crops, localization_model, "
@@ -103,6 +104,10 @@ def test_demo_materializes_into_sqlite_instance(tmp_path: Path) -> None:
         assert event.metadata["root"].value == str(tmp_path / "data")
         assert event.metadata["folders_created"].value == 0
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
+        # the quick models are current for a quick demo; a full one would retrain them
+        assert not needs_training(instance, "nnunet_model", "spider_nnunet_dataset", quick=True)
+        assert needs_training(instance, "nnunet_model", "spider_nnunet_dataset", quick=False)
+        assert needs_training(instance, "classifier_model", "ivd_crops", quick=False)
         spider = instance.fetch_materializations(dg.AssetKey("spider_raw"), limit=1).records[0].asset_materialization
         assert spider is not None
         assert spider.metadata["patients"].value == 2

@@ -45,6 +45,9 @@ class DemoConfig(BaseConfig):
     patients: Annotated[int, tyro.conf.arg(help="Synthetic patients per source (when the root is empty).")] = 8
     size: Annotated[int, tyro.conf.arg(help="In-plane size of synthetic sagittal series.")] = 256
     seed: Annotated[int, tyro.conf.arg(help="Seed of the synthetic data.")] = 0
+    quick: Annotated[bool, tyro.conf.arg(help=(
+        "Train each model for a moment only: a smoke test of the whole graph (for CI); the models' quality "
+        "checks then fail."))] = False
 
 
 #: The key of the child's progress lines (``{"progress": {...}}``), beside its final summary line.
@@ -146,7 +149,8 @@ def run_demo(config: DemoConfig, on_progress: Callable[[DemoStep], None] | None 
     logger.info("materializing every asset into the instance at {}", dagster_home)
     stdout: list[str] = []
     with tempfile.TemporaryFile("w+") as stderr_file:
-        with subprocess.Popen([sys.executable, "-m", "spine_assets.demo.materialize"], env=env,
+        with subprocess.Popen([sys.executable, "-m", "spine_assets.demo.materialize",
+                               *(["--quick"] if config.quick else [])], env=env,
                               stdout=subprocess.PIPE, stderr=stderr_file, text=True) as process:
             assert process.stdout is not None
             for line in process.stdout:  # progress lines as the runs go, then the summary

@@ -57,11 +57,23 @@ DEMO_RUN_CONFIG: dict[str, dict[str, object]] = {
     "classifier_model": {"num_epochs": 12, "output_size": [96, 96], "batch_size": 16, "backbone": "resnet18",
                          "min_pfirrmann_kappa": 0.2},
 }
+#: ``--quick``: what changes in ``DEMO_RUN_CONFIG`` to train each model for a moment only (a smoke test of the
+#: whole graph, as CI wants one; the models' quality checks are then expected to fail)
+QUICK_OVERRIDES: dict[str, dict[str, object]] = {
+    "nnunet_model": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1, "max_features": 8},
+    "localization_model": {"num_epochs": 2, "image_size": [64, 64]},
+    "classifier_model": {"num_epochs": 1, "output_size": [64, 64]},
+}
+QUICK_FLAG = "--quick"
+#: run tag of the demo's model runs: ``quick`` or ``full`` (a full demo retrains a model trained by a quick one)
+TRAINING_TAG = "spine_vision/demo_training"
 
 
-def run_config_for(keys: set[str]) -> dict[str, object]:
-    """The demo's run config restricted to the assets of one run (Dagster rejects config for absent ops)."""
-    return {"ops": {key: {"config": config} for key, config in DEMO_RUN_CONFIG.items() if key in keys}}
+def run_config_for(keys: set[str], *, quick: bool = False) -> dict[str, object]:
+    """The demo's run config restricted to the assets of one run (Dagster rejects config for absent ops);
+    ``quick``: with :data:`QUICK_OVERRIDES`."""
+    return {"ops": {key: {"config": {**config, **(QUICK_OVERRIDES.get(key, {}) if quick else {})}}
+                    for key, config in DEMO_RUN_CONFIG.items() if key in keys}}
 
 
 def latest_tags(instance: dg.DagsterInstance, key: str) -> dict[str, str] | None:
@@ -70,17 +82,26 @@ def latest_tags(instance: dg.DagsterInstance, key: str) -> dict[str, str] | None
     return dict(event.tags or {}) if event is not None else None
 
 
-def needs_training(instance: dg.DagsterInstance, model: str, dataset: str) -> bool:
-    """Whether ``model`` was never materialized or was trained on another version of ``dataset``."""
+def training_mode(quick: bool) -> str:
+    return "quick" if quick else "full"
+
+
+def needs_training(instance: dg.DagsterInstance, model: str, dataset: str, *, quick: bool = False) -> bool:
+    """Whether ``model`` was never materialized, was trained on another version of ``dataset``, or by a demo run
+    of the other training mode (``quick`` or full; a run without the tag counts as full)."""
     model_tags, dataset_tags = latest_tags(instance, model), latest_tags(instance, dataset)
     if model_tags is None or dataset_tags is None:
+        return True
+    records = instance.fetch_materializations(dg.AssetKey(model), limit=1).records
+    run = instance.get_run_by_id(records[0].run_id) if records else None
+    if run is not None and run.tags.get(TRAINING_TAG, "full") != training_mode(quick):
         return True
     return model_tags.get(INPUT_DATA_VERSION_TAG + dataset) != dataset_tags.get(DATA_VERSION_TAG)
 
 
-def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
+def materialize_all(instance: dg.DagsterInstance, *, quick: bool = False) -> dict[str, object]:
     """Read every not-yet-read report (one run per range of their partitions), then run every other asset and
-    check."""
+    check (``quick``: the models trained for a moment only)."""
     if instance.event_log_storage.supports_global_concurrency_limits:
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, GPU_POOL_LIMIT)
     definitions = defs()
@@ -102,7 +123,7 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
                                   raise_on_error=False)
         success &= result.success
         materialized.add("phenikaa_report")
-    result = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(data_keys),
+    result = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(data_keys, quick=quick),
                               asset_selection=[dg.AssetKey(k) for k in sorted(data_keys)])
     success &= result.success
     run_ids = [result.run_id]
@@ -111,14 +132,16 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
     for kind, stage in STAGES:
         if not success:
             break
-        selected = {k for k in stage if not (kind == "models" and not needs_training(instance, k, MODELS[k]))}
+        selected = {k for k in stage
+                    if not (kind == "models" and not needs_training(instance, k, MODELS[k], quick=quick))}
         stale |= selected if kind == "models" else set()
         for key in sorted(set(stage) - selected):
             progress.skip(key, f"up to date: trained on this version of {MODELS[key]}")
         if not selected:
             continue
-        run = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(selected),
-                               asset_selection=[dg.AssetKey(k) for k in sorted(selected)])
+        run = progress.execute(rest, instance, raise_on_error=False, run_config=run_config_for(selected, quick=quick),
+                               asset_selection=[dg.AssetKey(k) for k in sorted(selected)],
+                               tags={TRAINING_TAG: training_mode(quick)})
         success &= run.success
         run_ids.append(run.run_id)
         results.append(run)
@@ -133,7 +156,7 @@ def materialize_all(instance: dg.DagsterInstance) -> dict[str, object]:
 
 def main() -> int:
     with dg.DagsterInstance.get() as instance:
-        summary = materialize_all(instance)
+        summary = materialize_all(instance, quick=QUICK_FLAG in sys.argv[1:])
     print(json.dumps(summary))
     return 0 if summary["success"] else 1
 
