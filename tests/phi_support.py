@@ -7,6 +7,7 @@ OCR results and the patient-matching table) and the generator's ``truth/`` may h
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -48,6 +49,9 @@ def scan_tree(folder: Path, forms: set[str], skip: Iterable[str] = ()) -> list[P
     """Names and birthdays in the names and bytes of every file under ``folder`` (SQLite databases, compute
     logs, DICOM headers, CSV, JSON, HTML, checkpoints...), the folders in ``skip`` (relative) left out."""
     skipped = [folder / s for s in skip]
+    # One pass of one pattern over a file's bytes says whether any spelling is there (checkpoints are hundreds
+    # of MB); only a file where one is gets the per-spelling search that names them all.
+    anywhere = re.compile(b"|".join(re.escape(form.encode()) for form in sorted(forms, key=len, reverse=True)))
     found: list[PhiFinding] = []
     for path in sorted(folder.rglob("*")):
         if any(path == s or s in path.parents for s in skipped):
@@ -55,6 +59,7 @@ def scan_tree(folder: Path, forms: set[str], skip: Iterable[str] = ()) -> list[P
         relative = path.relative_to(folder).as_posix()
         found += find_phi(relative, forms, f"{folder.name}/{relative} (name)")
         if path.is_file() and not path.is_symlink():
-            text = path.read_bytes().decode("utf-8", errors="ignore")
-            found += find_phi(text, forms, f"{folder.name}/{relative}")
+            data = path.read_bytes()
+            if forms and anywhere.search(data):
+                found += find_phi(data.decode("utf-8", errors="ignore"), forms, f"{folder.name}/{relative}")
     return found
