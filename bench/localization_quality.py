@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from spine_lib.datasets.ivd_coords import IVDDatasetConfig, build_ivd_coords
+from spine_lib.errors import ConfigError
 from spine_lib.synthetic.config import SynthConfig
 from spine_lib.synthetic.generate import make_synthetic_root
 from spine_lib.training.config import LocalizationConfig
@@ -72,6 +73,10 @@ def main() -> None:
                         help="also train on this many synthetic Lumbar Coords pictures (written into the root)")
     parser.add_argument("--style-b", type=int, default=0,
                         help="also score the best model on this many images of the unseen synthetic style")
+    parser.add_argument("--canal-points-on-t1", action="store_true",
+                        help="place the canal points on each study's Sagittal T1 series too (dataset option)")
+    parser.add_argument("--points", nargs="+", default=None,
+                        help="train and score only these point kinds (e.g. canal disc)")
     parser.add_argument("--offset-head", action="store_true",
                         help="the disc detector with sub-cell offsets (else points at the peaks' centroids)")
     args = parser.parse_args()
@@ -88,20 +93,28 @@ def main() -> None:
 
             write_lumbar_coords(pretrain, args.pretrain_pictures, seed=args.seed)
         synth_seconds = time.perf_counter() - t0
-        report = build_ivd_coords(IVDDatasetConfig(base_path=root))
+        report = build_ivd_coords(IVDDatasetConfig(base_path=root, canal_points_on_t1=args.canal_points_on_t1))
         config = LocalizationConfig(
             data_path=root / "processed/ivd_coords", weights_path=args.weights or Path(tmp) / "weights",
             model_name=args.model, model_variant=args.variant, augmentation=args.augmentation,
             image_size=(args.image_size, args.image_size), batch_size=args.batch_size, num_epochs=args.epochs,
             learning_rate=args.learning_rate, head_type=args.head, device=args.device, val_fraction=0.1,
             test_fraction=0.2, max_train_minutes=args.minutes, visualize_predictions=False, early_stopping=False,
-            seed=args.seed, group_levels=not args.one_level_per_item, offset_head=args.offset_head,
+            seed=args.seed, group_levels=not args.one_level_per_item, offset_head=args.offset_head, points=args.points,
             **({} if args.heatmap_loss_weight is None else {"heatmap_loss_weight": args.heatmap_loss_weight}),
         )
         trainer = LocalizationTrainer(config)
         result = trainer.train()
         test = trainer.evaluate("test")
         print("test:", json.dumps({k: round(v, 4) for k, v in test.items()}), flush=True)  # kept if a later step fails
+        per_series: dict[str, dict[str, float]] = {}
+        for series_type in sorted(report.by_series_type):  # the same checkpoint on each series type's test points
+            try:
+                scorer = LocalizationTrainer(config.model_copy(update={"series_types": [series_type]}))
+            except ConfigError:  # no test point of this type left by --points
+                continue
+            metrics = scorer.evaluate("test", checkpoint=Path(result.best_model_path))
+            per_series[series_type] = {k: round(metrics[k], 4) for k in ("within_5px", "median_error_px", "count")}
         train_minutes = result.seconds / 60
         groups = getattr(trainer.train_dataset, "groups", [])
         train_points = sum(len(g) for g in groups) if groups else len(trainer.train_dataset)  # type: ignore[arg-type]
@@ -138,6 +151,7 @@ def main() -> None:
             "test_pck@0.05": round(test.get("pck@0.05", 0.0), 4),
             "test_mean_error_px": round(test.get("mean_error_px", 0.0), 3),
             "test_median_error_px": round(test.get("median_error_px", 0.0), 3),
+            "test_per_series_type": per_series,
             "test_within_5px_per_level": {k.rsplit("/", 1)[0]: round(v, 4) for k, v in test.items()
                                           if k.endswith("/within_5px")},
             "val_within_5px": round(result.final_metrics.get("within_5px", 0.0), 4),

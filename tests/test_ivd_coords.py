@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 
@@ -37,6 +38,13 @@ def built(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> tup
     """The dataset built once from an untouched copy of the synthetic RSNA source."""
     root = make_rsna_root(synthetic_root, tmp_path_factory.mktemp("ivd") / "data")
     return root, build_ivd_coords(IVDDatasetConfig(base_path=root, workers=1))
+
+
+@pytest.fixture(scope="module")
+def built_with_t1(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> tuple[Path, IVDDatasetReport]:
+    """The dataset built with the canal points placed on Sagittal T1 too (``--canal-points-on-t1``)."""
+    root = make_rsna_root(synthetic_root, tmp_path_factory.mktemp("ivd_t1") / "data")
+    return root, build_ivd_coords(IVDDatasetConfig(base_path=root, workers=1, canal_points_on_t1=True))
 
 
 @pytest.fixture
@@ -109,6 +117,84 @@ def test_foramen_points_land_in_their_foramen(built: tuple[Path, IVDDatasetRepor
         assert abs(float(row["relative_x"]) * width - i) < 0.01
         assert abs(float(row["relative_y"]) * height - j) < 0.01
         assert int(row["instance_number"]) == round(k) + 1  # the parasagittal slice through that foramen
+
+
+def test_canal_points_are_placed_on_the_mid_sagittal_t1_slice(built_with_t1: tuple[Path, IVDDatasetReport]) -> None:
+    """A Sagittal T2 canal point moved to the study's Sagittal T1 series through the DICOM geometry lands on the
+    truth's canal point of that series (the same pixel: the sagittal planes are parallel), on the T1 slice
+    nearest to where the T2 annotation lies (its T2 slice, up to half a slice off the midline)."""
+    root, report = built_with_t1
+    truth = series_by_id(root)
+    annotations = read_csv(dataset(root) / "annotations.csv")
+    rows = [r for r in annotations if r["series_type"] == "sag_t1" and r["point"] == "canal"]
+    t2 = {(r["study_id"], r["level"]): r for r in annotations if r["series_type"] == "sag_t2"}
+    sagittal = sagittal_rows(root)
+    canal = [r for r in sagittal if r["condition"] == "Spinal Canal Stenosis"]
+    assert len(rows) == len(canal) == len(t2) and report.studies >= 3
+    assert report.annotations == len(sagittal) + len(canal)
+    assert report.by_series_type == {"sag_t1": len(sagittal), "sag_t2": len(canal)}
+    for row in rows:
+        series = truth[row["series_id"]]
+        assert series["description"] == "Sagittal T1"
+        disc = next(d for d in series["discs"] if d["level"] == row["level"])
+        i, j, _ = physical_to_index(series, disc["canal_point_mm"])
+        assert abs(float(row["x"]) - i) < 0.01 and abs(float(row["y"]) - j) < 0.01
+        source = t2[(row["study_id"], row["level"])]
+        t2_series = truth[source["series_id"]]
+        index = np.array([float(source["x"]), float(source["y"]), int(source["instance_number"]) - 1])
+        direction = np.array(t2_series["direction"], dtype=float).reshape(3, 3)
+        annotated = np.array(t2_series["origin"]) + direction @ (index * np.array(t2_series["spacing"]))
+        k = physical_to_index(series, list(annotated))[2]
+        assert int(row["instance_number"]) == round(k) + 1
+        assert row["source"] == "rsna"
+
+
+def test_canal_points_stay_on_t2_by_default(built: tuple[Path, IVDDatasetReport]) -> None:
+    root, _ = built
+    assert not [r for r in read_csv(dataset(root) / "annotations.csv")
+                if r["series_type"] == "sag_t1" and r["point"] == "canal"]
+
+
+def test_canal_points_not_placed_on_t1_are_counted(rsna_root: Path) -> None:
+    """A study without a Sagittal T1 series, one whose T1 headers lack their geometry, one whose T1 slab does not
+    reach the midline, and a broken T2 point: the canal points stay on T2 (or are rejected), each one that is
+    not placed counted by reason, none rejected twice."""
+    descriptions = read_csv(rsna_root / "raw/RSNA/train_series_descriptions.csv")
+    t1 = [r for r in descriptions if r["series_description"] == "Sagittal T1"]
+    no_t1, broken, shifted = t1[0], t1[1], t1[2]
+    write_csv(rsna_root / "raw/RSNA/train_series_descriptions.csv", [r for r in descriptions if r is not no_t1])
+    # the foramen rows of the study whose T1 series is no longer described would be rejects: drop them
+    coordinates = read_csv(rsna_root / "raw/RSNA/train_label_coordinates.csv")
+    coordinates = [r for r in coordinates if r["series_id"] != no_t1["series_id"]]
+    outside = next(r for r in coordinates if r["condition"] == "Spinal Canal Stenosis")
+    outside["x"] = "500.0"
+    write_csv(rsna_root / "raw/RSNA/train_label_coordinates.csv", coordinates)
+    images = rsna_root / "raw/RSNA/train_images"
+    shared = images.resolve()
+    images.unlink()  # a private copy of the DICOM folders, some of them edited
+    shutil.copytree(shared, images)
+    for path in sorted((images / broken["study_id"] / broken["series_id"]).glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        del ds.ImageOrientationPatient
+        ds.save_as(path)
+    for path in sorted((images / shifted["study_id"] / shifted["series_id"]).glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        position = [float(v) for v in ds.ImagePositionPatient]
+        ds.ImagePositionPatient = [position[0] + 200.0, *position[1:]]  # the whole slab 200 mm to the side
+        ds.save_as(path)
+    report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, include_neural_foraminal=False, workers=1,
+                                               canal_points_on_t1=True))
+    rows = read_csv(dataset(rsna_root) / "annotations.csv")
+    placed = {r["study_id"] for r in rows if r["series_type"] == "sag_t1"}
+    assert placed.isdisjoint({no_t1["study_id"], broken["study_id"], shifted["study_id"]})
+    assert len(placed) == len({r["study_id"] for r in t1}) - 3
+    assert report.skipped == {"point_outside": 1}  # the broken T2 point: one reject, not transferred
+    outside_study = {no_t1["study_id"]: "canal_t1_no_series", broken["study_id"]: "canal_t1_unreadable_geometry",
+                     shifted["study_id"]: "canal_t1_outside_slab"}
+    for study, reason in outside_study.items():
+        assert report.excluded[reason] == 5 - (study == outside["study_id"])
+    assert report.by_series_type.get("sag_t1", 0) == 5 * len(placed)
+    assert report.by_series_type["sag_t2"] == 5 * len({r["study_id"] for r in descriptions}) - 1
 
 
 def test_saved_image_is_the_labelled_instance(built: tuple[Path, IVDDatasetReport]) -> None:

@@ -249,6 +249,11 @@ def test_series_and_level_filters(data: Path) -> None:
     low = IVDCoordsDataset(path, split="all", levels=["l4_l5", "L5/S1"])
     assert len(low) == 18 and {r.level for r in low.records} == {"L4/L5", "L5/S1"}
     assert {int(low[i]["level_idx"]) for i in range(len(low))} == {3, 4}
+    canal = IVDCoordsDataset(path, split="all", points=["canal"])
+    assert len(canal) == 15 and {r.point for r in canal.records} == {"canal"}
+    assert {r.series_type for r in canal.records} == {"sag_t2"}
+    left = IVDCoordsDataset(path, split="all", points=["foramen_left"])
+    assert len(left) == 15 and {r.point for r in left.records} == {"foramen_left"}
     with pytest.raises(ValueError, match="split"):
         IVDCoordsDataset(path, split="validation")  # type: ignore[arg-type]
 

@@ -85,6 +85,7 @@ class TruthLocalizer(DiscLocalizer):
                 self.discs[key] = {d["level"]: d for d in patient["discs"]}
         self.shift_px, self.order, self.guessed = shift_px, order, guessed or []
         self.seen = 0
+        self.read: list[tuple[float, ...]] = []  # the origins of the series localized, in order
 
     @property
     def name(self) -> str:
@@ -95,7 +96,8 @@ class TruthLocalizer(DiscLocalizer):
 
     def localize(self, volume: SagittalVolume, mask: sitk.Image | None = None) -> DiscLocalization:
         self.seen += 1
-        discs = self.discs[tuple(round(v, 2) for v in volume.source.GetOrigin())]
+        self.read.append(tuple(round(v, 2) for v in volume.source.GetOrigin()))
+        discs = self.discs[self.read[-1]]
         index = volume.centre_slice()
         levels = self.order or list(LEVELS)
         points = {}
@@ -361,6 +363,28 @@ def phenikaa_only(crops_root: tuple, tmp_path: Path) -> ClassificationDatasetCon
     shutil.copytree(source, root)
     return ClassificationDatasetConfig.for_layout(DataLayout(root=root, weights=tmp_path / "w"), device="cpu",
                                                   include_spider=False)
+
+
+def test_the_localizer_reads_the_series_asked(crops_root: tuple, synthetic_root: Path, tmp_path: Path) -> None:
+    """``localization_series="sag_t1"``: the model reads each patient's T1 series and the T2 crops take its points
+    through their physical position; both on their discs. Changing the option re-crops every patient."""
+    _, patients = crops_root
+    config = phenikaa_only(crops_root, tmp_path)
+    build_classification_dataset(config, localizer=TruthLocalizer(synthetic_root))
+    origins = {kind: {tuple(round(v, 2) for v in series["origin"]) for patient in read_truth(synthetic_root, "phenikaa")[
+        "patients"] if str(patient["patient_id"]) in patients for series in patient["series"] if series["kind"] == kind}
+        for kind in ("sag_t1", "sag_t2")}
+    config = config.model_copy(update={"localization_series": "sag_t1"})
+    localizer = TruthLocalizer(synthetic_root)
+    report = build_classification_dataset(config, localizer=localizer)
+    assert set(localizer.read) == origins["sag_t1"] and len(localizer.read) == len(patients)  # every patient again
+    assert report.crops == 2 * 5 * len(patients)
+    rows = rows_of(config.annotations_path)
+    scores = {s.image_path: s for s in score_crops(config.base_path, config.output_path)}
+    for row in rows:
+        assert scores[row["image_path"]].on_disc and scores[row["image_path"]].point_error_px <= 1.0
+    centre = {r["patient_id"]: r["slice_index"] for r in rows if r["series_type"] == "sag_t1"}
+    assert len(centre) == len(patients)
 
 
 def test_implausible_localization_is_rejected_not_cropped(crops_root: tuple, synthetic_root: Path,

@@ -78,6 +78,7 @@ class IVDRecord:
     series_type: str
     source: str
     study_id: str
+    point: str = ""  # canal, foramen_left, foramen_right, disc (a pretraining picture); "" when not recorded
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:
@@ -110,6 +111,7 @@ def read_annotations(data_path: Path) -> list[IVDRecord]:
                 series_type=row["series_type"],
                 source=row.get("source") or "",
                 study_id=row.get("study_id") or study_of_image(row["image_path"]),
+                point=row.get("point") or "",
             ))
         except ValueError as error:
             raise TabularDataError(path, f"line {line}: {error}") from error

@@ -215,6 +215,9 @@ class LocalizationConfig(TrainingConfig):
     head_dropout: Annotated[float, tyro.conf.arg(help="Dropout of the head.")] = 0.1
     series_types: Annotated[list[str] | None, tyro.conf.arg(help="Only these series types (sag_t1 sag_t2).")] = None
     levels: Annotated[list[str] | None, tyro.conf.arg(help="Only these levels (L4/L5 L5/S1).")] = None
+    points: Annotated[list[str] | None, tyro.conf.arg(
+        help="Only these point kinds (canal foramen_left foramen_right disc; rows of a table without kinds are "
+             "kept); default: every kind.")] = None
     image_size: Annotated[tuple[int, int], tyro.conf.arg(help="Model input size (H W).")] = (224, 224)
     augment: Annotated[bool, tyro.conf.arg(help="Augment training images (points move with the image).")] = True
     augmentation: Annotated[

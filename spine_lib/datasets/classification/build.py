@@ -1,8 +1,8 @@
 """The job: every graded disc of every patient cropped from its sagittal T1 and T2 series, or rejected with a reason.
 
 Per patient: each series is read and turned to the canonical sagittal view; the disc points come from the
-series' mask (SPIDER, by default) or from the localizer on the T2 series (the T1 series takes the same physical
-points, the two sequences of one study sharing the scanner's frame), checked for plausibility first; then each
+series' mask (SPIDER, by default) or from the localizer on the T2 series (``localization_series``; the other
+series takes the same physical points, the two sequences of one study sharing the scanner's frame), checked for plausibility first; then each
 graded level is cropped around its point on each sequence. A rerun re-crops only the patients whose series,
 grades, localization model or crop options changed (``crops_manifest.json``); every file is written atomically.
 """
@@ -290,7 +290,7 @@ def crop_patient(patient: PatientInput, config: ClassificationDatasetConfig, loc
             for series_type in without:
                 refuse(series_type, NO_MODEL, localizer.missing or "")
         else:
-            reference = "sag_t2" if "sag_t2" in volumes else next(iter(volumes))
+            reference = config.localization_series if config.localization_series in volumes else next(iter(volumes))
             localization = model.localize(volumes[reference])
             if not localization.plausible:
                 for series_type in without:
@@ -436,7 +436,8 @@ def ungraded_phenikaa_folders(config: ClassificationDatasetConfig, graded: set[s
 def options_key(config: ClassificationDatasetConfig) -> str:
     """A hash of the options that shape every crop."""
     payload = json.dumps({"size": config.crop_size, "delta": config.crop_delta, "spacing": config.spacing_mm,
-                          "points": config.spider_points, "levels": config.levels, "version": MANIFEST_VERSION},
+                          "points": config.spider_points, "levels": config.levels, "version": MANIFEST_VERSION,
+                          "localized_on": config.localization_series},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

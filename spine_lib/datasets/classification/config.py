@@ -68,6 +68,12 @@ class ClassificationDatasetConfig(BaseConfig):
         Literal["mask", "model"],
         tyro.conf.arg(help="Where SPIDER's disc points come from: its masks (exact) or the localization model."),
     ] = "mask"
+    localization_series: Annotated[
+        Literal["sag_t2", "sag_t1"],
+        tyro.conf.arg(help="The series the localization model reads (the other takes its points through their "
+                           "physical position; a patient without it: the other). sag_t1 wants a model that has "
+                           "seen T1 discs (`dataset localization --canal-points-on-t1`)."),
+    ] = "sag_t2"
     levels: Annotated[list[str], tyro.conf.arg(help="Levels to crop.")] = Field(default_factory=lambda: list(LEVELS))
     device: Annotated[str, tyro.conf.arg(help="Device of the localization model: auto, cpu, cuda or cuda:N.")] = "auto"
     force: Annotated[bool, tyro.conf.arg(help="Crop every patient again, even those whose inputs are unchanged.")] = (

@@ -35,6 +35,12 @@ class IVDDatasetConfig(BaseConfig):
         bool, tyro.conf.arg(help="Include the Neural Foraminal Narrowing points (Sagittal T1).")
     ] = True
     include_spinal_canal: Annotated[bool, tyro.conf.arg(help="Include the Spinal Canal Stenosis points (Sagittal T2).")] = True
+    canal_points_on_t1: Annotated[
+        bool,
+        tyro.conf.arg(help="Also place each Sagittal T2 canal point on its study's Sagittal T1 series (the "
+                           "nearest slice, through the DICOM patient coordinates), so that a localizer learns "
+                           "what the discs look like on T1."),
+    ] = False
     skip_invalid_instances: Annotated[
         bool,
         tyro.conf.arg(help="Skip rows with an invalid instance number (off: take the instance of the same "

@@ -236,6 +236,7 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         split: Split = "train",
         series_types: Sequence[str] | None = None,
         levels: Sequence[str] | None = None,
+        points: Sequence[str] | None = None,
         image_size: tuple[int, int] = (224, 224),
         augment: bool = False,
         val_fraction: float = 0.2,
@@ -261,6 +262,9 @@ class IVDCoordsDataset(Dataset[dict[str, Any]]):
         if levels is not None:
             wanted_levels = {check_level(level) for level in levels}
             rows = [r for r in rows if r.level in wanted_levels]
+        if points is not None:
+            wanted_points = set(points)
+            rows = [r for r in rows if r.point in wanted_points or not r.point]  # a table without kinds: all
         self.assignment = assign_splits(rows, val_fraction, test_fraction, seed)
         self._cache: dict[str, tuple[npt.NDArray[np.uint8], int, int]] = {}
         self._cache_bytes = 0
