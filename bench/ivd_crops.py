@@ -1,7 +1,7 @@
 """IVD crops against the synthetic truth: mask-derived points, and localizer points of models trained two ways.
 
 Run: ``uv run python bench/ivd_crops.py --root /tmp/crops/data --spider 20 --phenikaa 20 --rsna 150
-[--recipe demo ten-minute] [--model-path best_model.pt] [--localization-series sag_t1]``.
+[--recipe demo ten-minute] [--model-path best_model.pt] [--localization-series sag_t2]``.
 
 Makes (or reuses) a synthetic root, runs the real Phenikaa pipeline (OCR and matching) to get the export, then builds
 the crops with SPIDER's points from its masks and every Phenikaa patient's from a localizer:
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--rsna", type=int, default=150, help="RSNA studies the localizers learn from")
     parser.add_argument("--recipe", nargs="*", default=["demo", "ten-minute"], choices=sorted(RECIPES))
     parser.add_argument("--model-path", type=Path, default=None)
-    parser.add_argument("--localization-series", default="sag_t2", choices=["sag_t2", "sag_t1"],
+    parser.add_argument("--localization-series", default="sag_t1", choices=["sag_t2", "sag_t1"],
                         help="the series the localizer reads for the Phenikaa patients")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)

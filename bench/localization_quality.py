@@ -73,10 +73,10 @@ def main() -> None:
                         help="also train on this many synthetic Lumbar Coords pictures (written into the root)")
     parser.add_argument("--style-b", type=int, default=0,
                         help="also score the best model on this many images of the unseen synthetic style")
-    parser.add_argument("--canal-points-on-t1", action="store_true",
-                        help="place the canal points on each study's Sagittal T1 series too (dataset option)")
+    parser.add_argument("--canal-points-on-t1", action=argparse.BooleanOptionalAction, default=True,
+                        help="place the canal points on each study's Sagittal T1 series too (the dataset's default)")
     parser.add_argument("--points", nargs="+", default=None,
-                        help="train and score only these point kinds (e.g. canal disc)")
+                        help="train and score only these point kinds (default: the model's own)")
     parser.add_argument("--offset-head", action="store_true",
                         help="the disc detector with sub-cell offsets (else points at the peaks' centroids)")
     args = parser.parse_args()

@@ -43,6 +43,8 @@ def previous(rsna_root: Path) -> Snapshot:
 
 
 def build(root: Path, **options: object) -> IVDDatasetReport:
+    """The dataset from the rows as they are (the canal points not also placed on T1: one annotation per row)."""
+    options.setdefault("canal_points_on_t1", False)
     return build_ivd_coords(IVDDatasetConfig(base_path=root, workers=1, **options))  # type: ignore[arg-type]
 
 

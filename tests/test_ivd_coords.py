@@ -68,12 +68,16 @@ def test_counts_equal_the_sagittal_coordinate_rows(built: tuple[Path, IVDDataset
     all_rows = read_csv(root / "raw/RSNA/train_label_coordinates.csv")
     canal = [r for r in rows if r["condition"] == "Spinal Canal Stenosis"]
     instances = {(r["study_id"], r["series_id"], r["instance_number"]) for r in rows}
-    assert report.annotations == len(rows) == len(read_csv(dataset(root) / "annotations.csv"))
-    assert report.images == len(instances) == len(list((dataset(root) / "images").glob("*.png")))
+    # every canal point is also placed on its study's one Sagittal T1 series, on the mid-sagittal slice
+    t1_mid = {(r["study_id"], r["instance_number"]) for r in read_csv(dataset(root) / "annotations.csv")
+              if r["series_type"] == "sag_t1" and r["point"] == "canal"}
+    assert len(t1_mid) == report.studies
+    assert report.annotations == len(rows) + len(canal) == len(read_csv(dataset(root) / "annotations.csv"))
+    assert report.images == len(instances) + len(t1_mid) == len(list((dataset(root) / "images").glob("*.png")))
     assert report.studies == len({r["study_id"] for r in rows})
-    assert report.by_series_type == {"sag_t1": len(rows) - len(canal), "sag_t2": len(canal)}
-    assert report.by_level == dict(Counter(r["level"] for r in rows))
-    assert report.by_source == {"rsna": len(rows)}
+    assert report.by_series_type == {"sag_t1": len(rows), "sag_t2": len(canal)}
+    assert report.by_level == dict(Counter(r["level"] for r in rows + canal))
+    assert report.by_source == {"rsna": len(rows) + len(canal)}
     assert report.skipped == {} and read_csv(dataset(root) / "rejects.csv") == []
     assert report.excluded == {"axial_condition": len(all_rows) - len(rows)}
     meta = report.as_metadata()
@@ -106,7 +110,8 @@ def test_canal_points_land_on_their_disc(built: tuple[Path, IVDDatasetReport]) -
 def test_foramen_points_land_in_their_foramen(built: tuple[Path, IVDDatasetReport]) -> None:
     root, _ = built
     truth = series_by_id(root)
-    rows = [r for r in read_csv(dataset(root) / "annotations.csv") if r["series_type"] == "sag_t1"]
+    rows = [r for r in read_csv(dataset(root) / "annotations.csv") if r["point"].startswith("foramen")]
+    assert {r["series_type"] for r in rows} == {"sag_t1"}
     assert Counter(r["point"] for r in rows) == {"foramen_left": len(rows) // 2, "foramen_right": len(rows) // 2}
     for row in rows:
         series = truth[row["series_id"]]
@@ -149,10 +154,11 @@ def test_canal_points_are_placed_on_the_mid_sagittal_t1_slice(built_with_t1: tup
         assert row["source"] == "rsna"
 
 
-def test_canal_points_stay_on_t2_by_default(built: tuple[Path, IVDDatasetReport]) -> None:
-    root, _ = built
-    assert not [r for r in read_csv(dataset(root) / "annotations.csv")
+def test_canal_points_stay_on_t2_when_asked(rsna_root: Path) -> None:
+    report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, workers=1, canal_points_on_t1=False))
+    assert not [r for r in read_csv(dataset(rsna_root) / "annotations.csv")
                 if r["series_type"] == "sag_t1" and r["point"] == "canal"]
+    assert report.annotations == len(sagittal_rows(rsna_root))
 
 
 def test_canal_points_not_placed_on_t1_are_counted(rsna_root: Path) -> None:
@@ -229,7 +235,9 @@ def test_bad_rows_are_skipped_counted_and_listed(rsna_root: Path) -> None:
     write_csv(path, rows)
     report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, workers=1))
     assert report.skipped == {reason: 1 for _, _, reason in broken.values()}
-    assert report.annotations == len(sagittal_rows(rsna_root)) - len(broken)
+    # the canal points that passed are placed on T1 too; a rejected one is not (no second reject, no count)
+    assert report.annotations == len(sagittal_rows(rsna_root)) - len(broken) + len(canal) - 3
+    assert not any(reason.startswith("canal_t1") for reason in report.excluded)
     rejects = read_csv(dataset(rsna_root) / "rejects.csv")
     assert {(int(r["line"]), r["reason"]) for r in rejects} == {(n + 2, reason) for n, (_, _, reason) in broken.items()}
     assert audit_dataset(dataset(rsna_root)).rejected == len(broken)
@@ -247,7 +255,9 @@ def test_unreadable_and_deleted_dicom_files_are_rejects(rsna_root: Path) -> None
     (images / gone["study_id"] / gone["series_id"] / f"{gone['instance_number']}.dcm").unlink()
     report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, workers=1))
     assert report.skipped == {"unreadable_image": 5, "missing_dicom": 5}  # five levels on each instance
-    assert report.annotations == len(sagittal_rows(rsna_root)) - 10
+    # the canal points of the intact T2 instances are placed on T1 too; those of the broken one are counted
+    assert report.annotations == len(sagittal_rows(rsna_root)) - 10 + len(canal) - 10
+    assert report.excluded["canal_t1_unreadable_geometry"] == 5
     rejects = read_csv(dataset(rsna_root) / "rejects.csv")
     assert all(r["detail"] for r in rejects if r["reason"] == "unreadable_image")
     assert not list((dataset(rsna_root) / "images").glob(f"rsna_{broken['study_id']}_{broken['series_id']}_*"))
@@ -273,6 +283,9 @@ def test_condition_flags_leave_points_out(rsna_root: Path) -> None:
     canal = sum(r["condition"] == "Spinal Canal Stenosis" for r in rows)
     report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, include_neural_foraminal=False, workers=1,
                                                output_name="canal_only"))
+    assert report.by_series_type == {"sag_t2": canal, "sag_t1": canal}  # the canal points placed on T1 too
+    report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, include_neural_foraminal=False, workers=1,
+                                               canal_points_on_t1=False, output_name="canal_t2_only"))
     assert report.by_series_type == {"sag_t2": canal}
     assert report.excluded["neural_foraminal_excluded"] == len(rows) - canal
     report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, include_spinal_canal=False, workers=1,
@@ -312,7 +325,7 @@ def test_improved_coordinates_replace_the_rsna_points(rsna_root: Path) -> None:
             improved.append({"": len(improved), **row, "x": float(row["x"]) + shift, "side": side,
                              "instance_number": row["instance_number"] if index else "-1"})
     write_csv(rsna_root / "raw/Lumbar Coords/coords_rsna_improved.csv", improved)
-    report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, workers=1))
+    report = build_ivd_coords(IVDDatasetConfig(base_path=rsna_root, workers=1, canal_points_on_t1=False))
     assert report.excluded["replaced_by_improved"] == len(canal)
     assert report.excluded["canal_second_side"] == len(canal)
     assert report.skipped == {"invalid_instance": 1}  # the improved row with instance -1
@@ -364,15 +377,16 @@ def test_cli_builds_the_dataset(rsna_root: Path, capsys: pytest.CaptureFixture[s
     main(["dataset", "localization", "--base-path", str(rsna_root), "--output-name", "from_cli", "--workers", "1"])
     out = capsys.readouterr().out
     rows = sagittal_rows(rsna_root)
-    assert "annotations" in out and str(len(rows)) in out
-    assert len(read_csv(dataset(rsna_root, "from_cli") / "annotations.csv")) == len(rows)
+    total = len(rows) + sum(r["condition"] == "Spinal Canal Stenosis" for r in rows)  # canal points on T1 too
+    assert "annotations" in out and str(total) in out
+    assert len(read_csv(dataset(rsna_root, "from_cli") / "annotations.csv")) == total
     shutil.rmtree(dataset(rsna_root, "from_cli"))
 
 
 def test_synthetic_source_is_written_once_and_built(tmp_path: Path, rsna_root: Path) -> None:
     root = tmp_path / "synthetic"
     first = build_synthetic_ivd_coords(root, studies=2, size=96, slices=12, seed=3)
-    assert first.studies == 2 and first.annotations == 2 * 15 and first.images_written == first.images
+    assert first.studies == 2 and first.annotations == 2 * 20 and first.images_written == first.images
     dicom = next((root / "raw/RSNA/train_images").rglob("*.dcm"))
     stamp = dicom.stat().st_mtime_ns
     again = build_synthetic_ivd_coords(root, studies=2, size=96, slices=12, seed=3)

@@ -29,11 +29,13 @@ def test_asset_materializes_with_counts_and_passing_checks(tmp_path: Path, synth
     rows = sagittal_rows(root)
     meta = result.asset_materializations_for_node("ivd_coords_dataset")[0].metadata
     canal = sum(r["condition"] == "Spinal Canal Stenosis" for r in rows)
-    assert meta["annotations"].value == len(rows) == len(read_csv(root / "processed/ivd_coords/annotations.csv"))
-    assert meta["series_sag_t2"].value == canal and meta["series_sag_t1"].value == len(rows) - canal
-    assert meta["source_rsna"].value == len(rows)
+    # the canal points are placed on the Sagittal T1 series too (one per study)
+    total = len(rows) + canal
+    assert meta["annotations"].value == total == len(read_csv(root / "processed/ivd_coords/annotations.csv"))
+    assert meta["series_sag_t2"].value == canal and meta["series_sag_t1"].value == len(rows)
+    assert meta["source_rsna"].value == total
     assert meta["studies"].value == len({r["study_id"] for r in rows})
-    assert all(meta[f"level_{level}"].value == len(rows) // 5 for level in ("L1/L2", "L5/S1"))
+    assert all(meta[f"level_{level}"].value == total // 5 for level in ("L1/L2", "L5/S1"))
     assert meta["rejected"].value == 0
     assert meta["dataset"].value == str(root / "processed/ivd_coords")
     table = str(meta["counts"].value).splitlines()
@@ -55,7 +57,7 @@ def test_run_config_and_bad_rows_show_in_metadata_and_checks(tmp_path: Path, syn
     result = materialize(root, include_neural_foraminal=False)
     assert result.success
     meta = result.asset_materializations_for_node("ivd_coords_dataset")[0].metadata
-    assert meta["annotations"].value == len(canal) - 2
+    assert meta["annotations"].value == 2 * (len(canal) - 2)  # on T2, and placed on T1
     assert meta["skipped_missing_dicom"].value == 2
     assert meta["excluded_neural_foraminal_excluded"].value == len(sagittal_rows(root)) - len(canal)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -36,7 +36,7 @@ def grey(item_image: torch.Tensor) -> np.ndarray:
 
 def test_items_have_the_agreed_fields(data: Path) -> None:
     ds = IVDCoordsDataset(data / "processed/ivd_coords", split="all", image_size=SIZE)
-    assert len(ds) == 45 == len(ds.records)
+    assert len(ds) == 60 == len(ds.records)  # 3 studies: 15 points each, and their 5 canal points on T1
     item = ds[0]
     assert item["image"].shape == (3, *SIZE) and item["image"].dtype == torch.float32
     assert item["coords"].shape == (2,) and item["coords"].dtype == torch.float32
@@ -245,13 +245,13 @@ def test_split_studies_sizes_and_seed() -> None:
 def test_series_and_level_filters(data: Path) -> None:
     path = data / "processed/ivd_coords"
     t1 = IVDCoordsDataset(path, split="all", series_types=["sag_t1"])
-    assert len(t1) == 30 and {r.series_type for r in t1.records} == {"sag_t1"}
+    assert len(t1) == 45 and {r.series_type for r in t1.records} == {"sag_t1"}
     low = IVDCoordsDataset(path, split="all", levels=["l4_l5", "L5/S1"])
-    assert len(low) == 18 and {r.level for r in low.records} == {"L4/L5", "L5/S1"}
+    assert len(low) == 24 and {r.level for r in low.records} == {"L4/L5", "L5/S1"}
     assert {int(low[i]["level_idx"]) for i in range(len(low))} == {3, 4}
     canal = IVDCoordsDataset(path, split="all", points=["canal"])
-    assert len(canal) == 15 and {r.point for r in canal.records} == {"canal"}
-    assert {r.series_type for r in canal.records} == {"sag_t2"}
+    assert len(canal) == 30 and {r.point for r in canal.records} == {"canal"}
+    assert {r.series_type for r in canal.records} == {"sag_t2", "sag_t1"}
     left = IVDCoordsDataset(path, split="all", points=["foramen_left"])
     assert len(left) == 15 and {r.point for r in left.records} == {"foramen_left"}
     with pytest.raises(ValueError, match="split"):

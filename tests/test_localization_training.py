@@ -29,7 +29,7 @@ def ivd_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_synthetic_root(SynthConfig(out=root, spider_patients=1, rsna_studies=10, phenikaa_patients=1, size=96,
                                     slices=12, seed=11))
     report = build_ivd_coords(IVDDatasetConfig(base_path=root, workers=1))
-    assert report.annotations == 150
+    assert report.annotations == 200  # 15 points per study, and the 5 canal points placed on T1
     return root / "processed/ivd_coords"
 
 

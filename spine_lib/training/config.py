@@ -44,6 +44,9 @@ CONVNEXT_VARIANTS: dict[str, str] = {
     "v2_large": "convnextv2_large",
     "v2_huge": "convnextv2_huge",
 }
+#: The point kinds of the IVD coordinates dataset that lie at a disc on the mid-sagittal slice (RSNA's canal point;
+#: a pretraining picture's disc point): what the disc detector learns by default.
+DISC_POINT_KINDS: tuple[str, ...] = ("canal", "disc")
 #: Vision Transformer variants -> timm model names.
 VIT_VARIANTS: dict[str, str] = {
     "tiny": "vit_tiny_patch16_224",
@@ -217,7 +220,8 @@ class LocalizationConfig(TrainingConfig):
     levels: Annotated[list[str] | None, tyro.conf.arg(help="Only these levels (L4/L5 L5/S1).")] = None
     points: Annotated[list[str] | None, tyro.conf.arg(
         help="Only these point kinds (canal foramen_left foramen_right disc; rows of a table without kinds are "
-             "kept); default: every kind.")] = None
+             "kept). Default: the model's own: the disc detector learns the points at the discs on the "
+             "mid-sagittal slice (canal, disc), the level-conditioned models every kind.")] = None
     image_size: Annotated[tuple[int, int], tyro.conf.arg(help="Model input size (H W).")] = (224, 224)
     augment: Annotated[bool, tyro.conf.arg(help="Augment training images (points move with the image).")] = True
     augmentation: Annotated[
@@ -245,6 +249,13 @@ class LocalizationConfig(TrainingConfig):
 
     def head_config(self) -> HeadConfig:
         return HeadConfig(head_type=self.head_type, hidden_dims=self.head_hidden_dims, dropout=self.head_dropout)
+
+    @property
+    def point_kinds(self) -> list[str] | None:
+        """The point kinds trained on: ``points``, else the model's own (None: every kind)."""
+        if self.points is not None:
+            return list(self.points)
+        return list(DISC_POINT_KINDS) if self.model_name == "convnext_disc_detector" else None
 
 
 class ClassificationConfig(TrainingConfig):

@@ -72,8 +72,8 @@ class ClassificationDatasetConfig(BaseConfig):
         Literal["sag_t2", "sag_t1"],
         tyro.conf.arg(help="The series the localization model reads (the other takes its points through their "
                            "physical position; a patient without it: the other). sag_t1 wants a model that has "
-                           "seen T1 discs (`dataset localization --canal-points-on-t1`)."),
-    ] = "sag_t2"
+                           "seen T1 discs (the default dataset's T1 canal points); sag_t2 for an older one."),
+    ] = "sag_t1"
     levels: Annotated[list[str], tyro.conf.arg(help="Levels to crop.")] = Field(default_factory=lambda: list(LEVELS))
     device: Annotated[str, tyro.conf.arg(help="Device of the localization model: auto, cpu, cuda or cuda:N.")] = "auto"
     force: Annotated[bool, tyro.conf.arg(help="Crop every patient again, even those whose inputs are unchanged.")] = (

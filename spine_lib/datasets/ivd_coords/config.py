@@ -40,7 +40,7 @@ class IVDDatasetConfig(BaseConfig):
         tyro.conf.arg(help="Also place each Sagittal T2 canal point on its study's Sagittal T1 series (the "
                            "nearest slice, through the DICOM patient coordinates), so that a localizer learns "
                            "what the discs look like on T1."),
-    ] = False
+    ] = True
     skip_invalid_instances: Annotated[
         bool,
         tyro.conf.arg(help="Skip rows with an invalid instance number (off: take the instance of the same "

@@ -64,7 +64,7 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         config = self.config
         return IVDCoordsDataset(
             config.data_path, split=split, series_types=config.series_types, levels=config.levels,  # type: ignore[arg-type]
-            points=config.points,
+            points=config.point_kinds,
             image_size=tuple(config.image_size), augment=augment, val_fraction=config.val_fraction,  # type: ignore[arg-type]
             test_fraction=config.test_fraction, seed=config.seed, group_levels=group_levels,
             augmentation=config.augmentation,
@@ -93,7 +93,7 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         return nothing_matches(ANNOTATIONS_FILE, read_annotations(Path(self.config.data_path)),
                                {"levels": (self.config.levels, "level"),
                                 "series_types": (self.config.series_types, "series_type"),
-                                "points": (self.config.points, "point")})
+                                "points": (self.config.point_kinds, "point")})
 
     def _unpack_batch(self, batch: Any) -> tuple[Any, torch.Tensor]:
         return {"x": batch["image"], "level_idx": batch["level_idx"]}, batch["coords"]
