@@ -366,10 +366,11 @@ def phenikaa_only(crops_root: tuple, tmp_path: Path) -> ClassificationDatasetCon
 
 
 def test_the_localizer_reads_the_series_asked(crops_root: tuple, synthetic_root: Path, tmp_path: Path) -> None:
-    """``localization_series="sag_t1"``: the model reads each patient's T1 series and the T2 crops take its points
-    through their physical position; both on their discs. Changing the option re-crops every patient."""
+    """``localization_series="sag_t1"`` (the default): the model reads each patient's T1 series and the T2 crops
+    take its points through their physical position; both on their discs. Changing the option (from sag_t2)
+    re-crops every patient."""
     _, patients = crops_root
-    config = phenikaa_only(crops_root, tmp_path)
+    config = phenikaa_only(crops_root, tmp_path).model_copy(update={"localization_series": "sag_t2"})
     build_classification_dataset(config, localizer=TruthLocalizer(synthetic_root))
     origins = {kind: {tuple(round(v, 2) for v in series["origin"]) for patient in read_truth(synthetic_root, "phenikaa")[
         "patients"] if str(patient["patient_id"]) in patients for series in patient["series"] if series["kind"] == kind}

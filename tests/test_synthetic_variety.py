@@ -291,7 +291,10 @@ def test_every_rsna_coordinate_resolves_inside_its_instance(
     assert len(rows) == RSNA_STUDIES * 5 * 5
     sagittal = [r for r in rows if "Subarticular" not in r["condition"]]
     # the builder takes every sagittal row: none falls outside its image, none misses its instance
-    assert report.skipped == {} and report.annotations == len(sagittal) == RSNA_STUDIES * 15
+    assert report.skipped == {} and len(sagittal) == RSNA_STUDIES * 15
+    # and every canal point is placed on its study's T1 series, whatever the framing: none left out
+    assert report.annotations == len(sagittal) + RSNA_STUDIES * 5
+    assert not any(reason.startswith("canal_t1") for reason in report.excluded)
     series = {str(s["series_id"]): s for study in truth["studies"] for s in study["series"]}
     for row in rows:
         geometry = series[row["series_id"]]

@@ -40,7 +40,6 @@ from spine_lib.datasets.ivd_coords.resolve import (
     resolve_pretrain_rows,
     resolve_rsna_rows,
 )
-from spine_lib.datasets.ivd_coords.transfer import transfer_canal_points
 from spine_lib.errors import ConfigError, InputPathError, TabularDataError
 from spine_lib.formats import ivd_coords as fmt
 from spine_lib.io.atomic import check_output_folder, sweep_temporaries
@@ -160,6 +159,9 @@ def build_ivd_coords(config: IVDDatasetConfig) -> IVDDatasetReport:
         except ValueError:
             rejects.reject(item.row, UNKNOWN_LEVEL)
     if config.canal_points_on_t1:  # from the rows that passed so far; a bad T2 point is its own reject
+        # imported here: numpy is not loaded with the code location
+        from spine_lib.datasets.ivd_coords.transfer import transfer_canal_points
+
         transferred = transfer_canal_points([item for item, _ in with_level], config.rsna_path, inputs.mapping,
                                             rejects)
         with_level += [(item, check_level(item.row.level)) for item in transferred]

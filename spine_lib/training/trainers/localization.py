@@ -90,10 +90,11 @@ class LocalizationTrainer(BaseTrainer[LocalizationConfig, LocalizationModel, Dat
         """Why the training split holds nothing: an empty annotations table, or filters that match no row."""
         from spine_lib.formats.ivd_coords import read_annotations
 
-        return nothing_matches(ANNOTATIONS_FILE, read_annotations(Path(self.config.data_path)),
-                               {"levels": (self.config.levels, "level"),
-                                "series_types": (self.config.series_types, "series_type"),
-                                "points": (self.config.point_kinds, "point")})
+        filters: dict[str, tuple[list[str] | None, str]] = {"levels": (self.config.levels, "level"),
+                                                             "series_types": (self.config.series_types, "series_type")}
+        if self.config.points is not None:  # the model's own kinds keep every row of a table without kinds
+            filters["points"] = (self.config.points, "point")
+        return nothing_matches(ANNOTATIONS_FILE, read_annotations(Path(self.config.data_path)), filters)
 
     def _unpack_batch(self, batch: Any) -> tuple[Any, torch.Tensor]:
         return {"x": batch["image"], "level_idx": batch["level_idx"]}, batch["coords"]
