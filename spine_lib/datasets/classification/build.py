@@ -1,10 +1,11 @@
 """The job: every graded disc of every patient cropped from its sagittal T1 and T2 series, or rejected with a reason.
 
 Per patient: each series is read and turned to the canonical sagittal view; the disc points come from the
-series' mask (SPIDER, by default) or from the localizer on the T2 series (``localization_series``; the other
-series takes the same physical points, the two sequences of one study sharing the scanner's frame), checked for plausibility first; then each
-graded level is cropped around its point on each sequence. A rerun re-crops only the patients whose series,
-grades, localization model or crop options changed (``crops_manifest.json``); every file is written atomically.
+series' mask (SPIDER, by default) or from the localizer on the series ``localization_series`` names (T1 by
+default; the other series takes the same physical points, the two sequences of one study sharing the scanner's
+frame), checked for plausibility first; then each graded level is cropped around its point on each sequence. A
+rerun re-crops only the patients whose series, grades, localization model or crop options changed
+(``crops_manifest.json``); every file is written atomically.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from spine_lib.datasets.ivd_coords.read import (
     CoordinateTable,
     PointRow,
     clean_id,
-    parse_float,
+    point_in_pixels,
     read_coordinate_table,
 )
 from spine_lib.datasets.ivd_coords.resolve import (
@@ -285,17 +285,6 @@ def no_annotation_error(config: IVDDatasetConfig, inputs: BuildInputs, rejects: 
         cause += f"; first rejected: {first['file']}:{first['line']} {first['reason']}{detail}"
     cause += "; any previous dataset is left as it was"
     return TabularDataError(files[0] if len(files) == 1 else config.base_path, cause)
-
-
-def point_in_pixels(row: PointRow, width: int, height: int) -> tuple[float | None, float | None]:
-    """The row's point in pixels of its image: ``x``/``y`` when given, else ``relative_x * width`` ..."""
-    x, y = parse_float(row.x), parse_float(row.y)
-    if x is None or y is None:
-        rx, ry = parse_float(row.relative_x), parse_float(row.relative_y)
-        if rx is None or ry is None:
-            return None, None
-        x, y = rx * width, ry * height
-    return x, y
 
 
 def main(config: IVDDatasetConfig) -> IVDDatasetReport:

@@ -143,3 +143,14 @@ def clean_id(text: str) -> str | None:
     """A study/series id as its integer spelling (``'123.0'`` -> ``'123'``), None if not an id."""
     value = parse_instance(text)
     return str(value) if value is not None else None
+
+
+def point_in_pixels(row: PointRow, width: int, height: int) -> tuple[float | None, float | None]:
+    """The row's point in pixels of its image: ``x``/``y`` when given, else ``relative_x * width`` ..."""
+    x, y = parse_float(row.x), parse_float(row.y)
+    if x is None or y is None:
+        rx, ry = parse_float(row.relative_x), parse_float(row.relative_y)
+        if rx is None or ry is None:
+            return None, None
+        x, y = rx * width, ry * height
+    return x, y

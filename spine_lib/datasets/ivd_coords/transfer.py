@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from loguru import logger
 
-from spine_lib.datasets.ivd_coords.read import parse_float
+from spine_lib.datasets.ivd_coords.read import point_in_pixels
 from spine_lib.datasets.ivd_coords.resolve import Rejects, Resolved
 from spine_lib.formats.ivd_coords import rsna_image_name
 from spine_lib.sources import rsna
@@ -27,8 +27,10 @@ from spine_lib.sources.rsna import SAG_T1, SAG_T2, SeriesMapping, series_type_of
 
 FloatArray = npt.NDArray[np.float64]
 
-#: How far (mm) past half a slice spacing the nearest T1 plane may lie from a point (rounding of positions).
+#: How far (mm) past half a slice spacing the nearest T1 plane may lie from a point (rounding of positions) ...
 PLANE_TOLERANCE_MM = 0.25
+#: ... and the most half a spacing counts for (a series of widely spaced or single slices).
+MAX_HALF_SPACING_MM = 10.0
 # Reasons a canal point was not transferred (counted in the report's ``excluded``).
 NO_T1_SERIES = "canal_t1_no_series"
 T1_UNREADABLE = "canal_t1_unreadable_geometry"
@@ -117,8 +119,7 @@ def slice_spacing(slices: list[SliceGeometry]) -> float:
 
 def nearest_slice(slices: list[SliceGeometry], point: FloatArray) -> tuple[SliceGeometry, float, float, float]:
     """The slice whose plane lies nearest to ``point``: ``(slice, x, y, distance)``."""
-    best = min(((s, *s.to_pixel(point)) for s in slices), key=lambda item: abs(item[3]))
-    return best
+    return min(((s, *s.to_pixel(point)) for s in slices), key=lambda item: abs(item[3]))
 
 
 def t1_series_of(mapping: SeriesMapping) -> dict[str, list[str]]:
@@ -136,16 +137,20 @@ def transfer_canal_points(resolved: list[Resolved], rsna_path: Path, mapping: Se
 
     A transferred row keeps the original row's source, file and line (it is derived from it), and points at the
     T1 instance with pixel ``x``/``y``; its point kind stays ``canal`` and its series type is ``sag_t1``. A T2
-    point that is itself unusable (no coordinate, outside its image) is not transferred: it is a reject of its own.
+    point that is itself unusable (unreadable instance, no coordinate, outside its image) is not transferred: it is
+    a reject of its own.
     """
     t1_series = t1_series_of(mapping)
-    geometry: dict[tuple[str, str], list[SliceGeometry] | None] = {}
+    geometry: dict[tuple[str, str], tuple[list[SliceGeometry], float] | None] = {}
 
-    def series_slices(study: str, series: str) -> list[SliceGeometry] | None:
+    def series_slices(study: str, series: str) -> tuple[list[SliceGeometry], float] | None:
+        """A T1 series' slices and the largest distance a point may lie from its nearest plane."""
         key = (study, series)
         if key not in geometry:
             try:
-                geometry[key] = read_series_geometry(rsna.series_folder(rsna_path, study, series))
+                slices = read_series_geometry(rsna.series_folder(rsna_path, study, series))
+                reach = min(slice_spacing(slices) / 2, MAX_HALF_SPACING_MM) + PLANE_TOLERANCE_MM
+                geometry[key] = (slices, reach)
             except (OSError, ValueError) as error:
                 logger.warning("canal points not placed on Sagittal T1 {}/{}: {}", study, series, error)
                 geometry[key] = None
@@ -165,9 +170,8 @@ def transfer_canal_points(resolved: list[Resolved], rsna_path: Path, mapping: Se
                 source_slices[path] = None
         source = source_slices[path]
         if source is None:
-            rejects.exclude(T1_UNREADABLE)
-            continue
-        x, y = _pixel_of(item, source)
+            continue  # the T2 instance itself is rejected (unreadable image)
+        x, y = point_in_pixels(item.row, *source.size)
         if x is None or y is None or not (0.0 <= x < source.size[0] and 0.0 <= y < source.size[1]):
             continue  # the T2 point itself is rejected (bad coordinate, point outside)
         targets = t1_series.get(item.study_id, [])
@@ -176,13 +180,13 @@ def transfer_canal_points(resolved: list[Resolved], rsna_path: Path, mapping: Se
             continue
         point = source.to_patient(x, y)
         for series in targets:
-            slices = series_slices(item.study_id, series)
-            if slices is None:
+            found = series_slices(item.study_id, series)
+            if found is None:
                 rejects.exclude(T1_UNREADABLE)
                 continue
+            slices, reach = found
             target, tx, ty, distance = nearest_slice(slices, point)
-            spacing = slice_spacing(slices)
-            if abs(distance) > min(spacing / 2, 10.0) + PLANE_TOLERANCE_MM:
+            if abs(distance) > reach:
                 rejects.exclude(T1_OFF_SLAB)
                 continue
             columns, rows = target.size
@@ -197,12 +201,3 @@ def transfer_canal_points(resolved: list[Resolved], rsna_path: Path, mapping: Se
                                 instance_number=number))
     return out
 
-
-def _pixel_of(item: Resolved, source: SliceGeometry | None) -> tuple[float | None, float | None]:
-    """The row's point in pixels of its instance (``x``/``y``, else relative to the instance's size)."""
-    x, y = parse_float(item.row.x), parse_float(item.row.y)
-    if (x is None or y is None) and source is not None:
-        rx, ry = parse_float(item.row.relative_x), parse_float(item.row.relative_y)
-        if rx is not None and ry is not None:
-            x, y = rx * source.size[0], ry * source.size[1]
-    return x, y
