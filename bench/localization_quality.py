@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None, help="keep the trained run here (default: temporary)")
     parser.add_argument("--pretrain-pictures", type=int, default=0,
                         help="also train on this many synthetic Lumbar Coords pictures (written into the root)")
+    parser.add_argument("--rsna-looks", default="plain", choices=["plain", "varied"],
+                        help="how the RSNA studies' tissues look when the root is made (spine-vision synth --rsna-looks)")
     parser.add_argument("--style-b", type=int, default=0,
                         help="also score the best model on this many images of the unseen synthetic style")
     parser.add_argument("--canal-points-on-t1", action=argparse.BooleanOptionalAction, default=True,
@@ -86,7 +88,8 @@ def main() -> None:
         t0 = time.perf_counter()
         if not (root / "raw/RSNA/train_label_coordinates.csv").is_file():
             make_synthetic_root(SynthConfig(out=root, spider_patients=1, rsna_studies=args.studies,
-                                            phenikaa_patients=1, size=args.size, seed=args.seed))
+                                            phenikaa_patients=1, size=args.size, seed=args.seed,
+                                            rsna_looks=args.rsna_looks))
         pretrain = root / "raw/Lumbar Coords"
         if args.pretrain_pictures and not (pretrain / "coords_pretrain.csv").is_file():
             from spine_lib.synthetic.lumbar_coords import write_lumbar_coords
@@ -136,6 +139,7 @@ def main() -> None:
         print(json.dumps({
             "model": args.model,
             "augmentation": args.augmentation, "pretrain_pictures": args.pretrain_pictures,
+            "rsna_looks": args.rsna_looks,
             "heatmap_loss_weight": config.heatmap_loss_weight,
             "device": trainer.device_choice.device,
             "torch_threads": torch.get_num_threads(),

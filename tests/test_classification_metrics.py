@@ -63,6 +63,7 @@ def test_pfirrmann_scores_from_a_known_confusion_matrix() -> None:
     # sum 294, / 10 = 29.4; kappa = 1 - 7 / 29.4 = 16/21
     assert m["pfirrmann/qwk"] == pytest.approx(1 - 7 / 29.4)
     assert m["pfirrmann/qwk"] == pytest.approx(16 / 21)
+    assert m["pfirrmann/classes_present"] == 5.0
 
 
 def test_majority_baseline_of_the_evaluated_targets() -> None:
@@ -165,6 +166,8 @@ def test_auroc_is_nan_with_one_class_and_logit_zero_is_positive() -> None:
     # F1 negative = 2*6 / (2*6 + 1) = 12/13; positive (predicted once, never true) = 0
     assert m["disc_bulging/macro_f1"] == pytest.approx((12 / 13 + 0) / 2)
     assert m["disc_bulging/baseline_accuracy"] == 1.0 and m["disc_bulging/baseline_macro_f1"] == 1.0
+    # one class in the targets: no score can beat the baseline (not assessable); herniation holds both
+    assert m["disc_bulging/classes_present"] == 1.0 and m["disc_herniation/classes_present"] == 2.0
     # mean over the two outputs: (13/24 + 6/7) / 2; baseline (1/2 + 1) / 2
     assert m["mean_balanced_accuracy"] == pytest.approx((13 / 24 + 6 / 7) / 2)
     assert m["baseline_mean_balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
@@ -258,9 +261,12 @@ def test_perfect_predictions_score_one_everywhere() -> None:
     predictions = {head.name: one_hot_logits(targets[head.name].tolist(), head.classes)
                    if head.kind == "multiclass" else 4.0 * targets[head.name] - 2.0 for head in GRADING_HEADS}
     m = MTLClassificationMetrics().compute(predictions, targets).metrics
-    scores = {k: v for k, v in m.items() if "baseline" not in k and k != "count"}
+    scores = {k: v for k, v in m.items() if "baseline" not in k and k != "count" and "classes_present" not in k}
     assert len(scores) == 2 * 3 + 2 + 6 * 4 + 1  # 3 per multiclass head, qwk + within_one, 4 per output, mean
     assert all(v == pytest.approx(1.0) for v in scores.values()), scores
+    present = {k.split("/")[0]: v for k, v in m.items() if k.endswith("/classes_present")}
+    assert present == {"pfirrmann": 5, "modic": 4, "disc_herniation": 2, "disc_bulging": 2, "up_endplate": 2,
+                       "low_endplate": 2, "spondylolisthesis": 2, "disc_narrowing": 2}
     assert m["pfirrmann/qwk"] == pytest.approx(1.0)
     assert m["count"] == 10
 
@@ -284,6 +290,8 @@ def test_classification_directions() -> None:
         metrics.direction("count")
     with pytest.raises(ConfigError, match="L4/L5/count"):
         metrics.direction("L4/L5/count")
+    with pytest.raises(ConfigError, match="disc_bulging/classes_present: is a count"):
+        metrics.direction("disc_bulging/classes_present")
     for unknown in ("modic/qwk", "accuracy", "val_loss", "L4/L5/pfirrmann/qwk"):
         with pytest.raises(ConfigError, match="not a metric of mtl_classification; choose one of: pfirrmann/acc"):
             metrics.direction(unknown)

@@ -187,12 +187,14 @@ def test_a_read_report_carries_the_eager_chain_down_to_the_patients() -> None:
 
 
 def test_examples_of_the_code_location_helpers_hold() -> None:
-    """The docstring examples of the sensor's range cutting and the training job's tags (with a bad JSON value)."""
+    """The docstring examples of the sensor's range cutting, the training job's tags (with a bad JSON value) and
+    the classifier check's verdict (a head with one class in validation named, not judged)."""
     import doctest
 
+    import spine_assets.defs.grading
     import spine_assets.defs.phenikaa
     import spine_assets.defs.training_runs
 
-    for module in (spine_assets.defs.phenikaa, spine_assets.defs.training_runs):
+    for module in (spine_assets.defs.phenikaa, spine_assets.defs.training_runs, spine_assets.defs.grading):
         outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__

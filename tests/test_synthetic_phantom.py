@@ -11,10 +11,16 @@ import SimpleITK as sitk
 
 from spine_lib.levels import LEVELS, spider_disc_value, spider_vertebra_number, vertebrae_of
 from spine_lib.synthetic.phantom import (
+    PLAIN,
+    SIGNAL,
+    Appearance,
     DiscGrades,
     SpineAnatomy,
     build_anatomy,
+    canal_wall,
+    draw_appearance,
     physical_to_index,
+    render_image,
     render_series,
     sagittal_geometry,
 )
@@ -329,3 +335,93 @@ def test_grades_are_consistent() -> None:
             assert not (g.herniation and g.bulging)
             if g.pfirrmann == 5:
                 assert g.narrowing == 1
+
+
+def render_with(anatomy: SpineAnatomy, appearance: Appearance, seed: int = 5) -> tuple[dict[str, sitk.Image], sitk.Image]:
+    """The T1, T2 and STIR images and the mask of ``anatomy`` as ``appearance`` draws it, without noise."""
+    geometry = sagittal_geometry(np.random.default_rng(seed), slices=12, rows=192, columns=192, fov_mm=280,
+                                 thickness=3.5)
+    rendered = render_image(anatomy, geometry.empty_image(), appearance=appearance)
+    images = {}
+    for contrast in ("t1", "t2", "stir"):
+        image = sitk.GetImageFromArray(rendered.signal(contrast))
+        image.CopyInformation(geometry.empty_image())
+        images[contrast] = image
+    mask = sitk.GetImageFromArray(rendered.labels)
+    mask.CopyInformation(geometry.empty_image())
+    return images, mask
+
+
+def test_appearance_gains_change_the_signal_not_the_labels() -> None:
+    anatomy = anatomy_with()
+    plain_images, plain_mask = render_with(anatomy, PLAIN)
+    images, mask = render_with(anatomy, Appearance(gains={"marrow": (2.0, 0.5, 1.0), "csf": (1.0, 0.5, 0.25)}))
+    assert np.array_equal(sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(plain_mask))
+    t1, t2, stir = (sitk.GetArrayFromImage(images[c]) for c in ("t1", "t2", "stir"))
+    p1, p2 = (sitk.GetArrayFromImage(plain_images[c]) for c in ("t1", "t2"))
+    marrow = np.isclose(p1, SIGNAL["marrow"][0]) & np.isclose(p2, SIGNAL["marrow"][1])
+    csf = np.isclose(p2, SIGNAL["csf"][1]) & np.isclose(p1, SIGNAL["csf"][0])
+    assert marrow.sum() > 1000 and csf.sum() > 200
+    assert np.allclose(t1[marrow], 1.0) and np.allclose(t2[marrow], 0.5 * SIGNAL["marrow"][1])  # 1.24 clipped to 1
+    assert np.allclose(stir[marrow], SIGNAL["marrow"][2])
+    assert np.allclose(t2[csf], 0.5 * SIGNAL["csf"][1]) and np.allclose(stir[csf], 0.25 * SIGNAL["csf"][2])
+    untouched = ~(marrow | csf) & np.isclose(p1, SIGNAL["muscle"][0]) & np.isclose(p2, SIGNAL["muscle"][1])
+    assert untouched.sum() > 1000 and np.allclose(t1[untouched], p1[untouched])
+
+
+def test_smooth_canal_lies_behind_every_disc_and_body_without_steps() -> None:
+    """Points half the canal's depth behind its anterior wall, all the way down the lumbar spine, are canal; the
+    wall passes through every disc's canal point (the disc is in front of it, the canal behind it)."""
+    anatomy = anatomy_with(tilt=8.0, L4_L5=DiscGrades(pfirrmann=3, bulging=True))
+    _, mask = render_with(anatomy, Appearance(gains={}, smooth_canal=True))
+    labels = sitk.GetArrayFromImage(mask)
+    wall = canal_wall(anatomy)
+    names = [name for _, name in wall]
+    first, last = names.index("L1/L2") - 1, names.index("L5/S1")  # from L1's lower corner (its top reaches up)
+    samples = 0
+    for ((au, av), _), ((bu, bv), _) in itertools.pairwise(wall[first:last + 1]):
+        for f in np.linspace(0.0, 1.0, 6):
+            u, v = au + f * (bu - au), av + f * (bv - av)
+            length = np.hypot(bu - au, bv - av)
+            nu, nv = (bv - av) / length, -(bu - au) / length
+            back = anatomy.vertebrae["L3"].back
+            sign = 1.0 if nu * back[0] + nv * back[1] > 0 else -1.0
+            d = anatomy.canal_depth / 2
+            assert labels[slice_of(mask, (0.0, u + sign * nu * d, v + sign * nv * d))] == CANAL
+            samples += 1
+    assert samples > 50
+    for level in LEVELS:
+        disc = anatomy.discs[level]
+        margin = anatomy.disc_posterior_margin(level)
+        assert labels[slice_of(mask, (0.0, *disc.point(margin - 2.5, 0.0)))] == disc.label, level
+        assert labels[slice_of(mask, (0.0, *disc.point(margin + 2.5, 0.0)))] == CANAL, level
+
+
+def test_canal_contents_cord_above_the_conus_roots_and_fat_below() -> None:
+    anatomy = build_anatomy(np.random.default_rng(11), grades={level: NORMAL for level in LEVELS}, tilt_degrees=0.0,
+                            thoracic=2)
+    look = Appearance(gains={}, smooth_canal=True, cord=0.5, roots=0.5, root_period_mm=3.0, epidural_fat_mm=3.0)
+    images, _ = render_with(anatomy, look)
+    t2 = sitk.GetArrayFromImage(images["t2"])
+
+    def signal_behind(name: str, depth: float) -> float:
+        block = anatomy.vertebrae[name]
+        return float(t2[slice_of(images["t2"], (0.0, *block.point(block.half_depth + depth, 0.0)))])
+
+    middle = 0.45 * anatomy.canal_depth
+    assert signal_behind("T12", middle) == pytest.approx(SIGNAL["nerve"][1])  # the cord, grey in bright CSF
+    assert signal_behind("L1", middle) == pytest.approx(SIGNAL["nerve"][1])
+    assert signal_behind("L3", 0.2 * anatomy.canal_depth) == pytest.approx(SIGNAL["csf"][1])  # no root in front
+    lower_canal = [signal_behind(name, d) for name in ("L3", "L4") for d in np.linspace(0.4, 0.85, 10) * anatomy.canal_depth]
+    assert {SIGNAL["csf"][1], SIGNAL["nerve"][1]} <= {round(v, 6) for v in lower_canal}  # strands in CSF
+    assert signal_behind("L4", anatomy.canal_depth - 1.0) == pytest.approx(SIGNAL["fat"][1])  # epidural fat
+
+
+def test_drawn_appearances_vary_and_plain_is_the_table() -> None:
+    looks = [draw_appearance(np.random.default_rng(seed)) for seed in range(40)]
+    assert PLAIN.signals() == SIGNAL
+    gains = np.array([look.gains["marrow"] for look in looks])
+    assert gains.min() >= np.exp(-0.5) - 1e-9 and gains.max() <= np.exp(0.5) + 1e-9 and gains.std() > 0.15
+    assert 15 < sum(look.smooth_canal for look in looks) < 40
+    assert any(look.cord == 0 for look in looks) and any(look.cord > 0 for look in looks)
+    assert all(0.5 <= look.cortex_mm <= 3.0 and 0.35 <= look.nucleus_share <= 0.8 for look in looks)

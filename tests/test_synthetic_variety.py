@@ -18,6 +18,7 @@ from spine_lib.synthetic.phantom import (
     NOMINAL_CENTER,
     SAGITTAL_DIRECTION,
     THORACIC,
+    VARIED_TISSUES,
     DiscGrades,
     SeriesGeometry,
     SpineAnatomy,
@@ -331,3 +332,28 @@ def test_texture_changes_the_signal_around_the_spine_but_never_the_labels() -> N
     s, _ = l3.local(u, v)
     organ = abdomen & (np.abs(textured.t2 - 0.30) > 0.12)
     assert organ.sum() > 200 and (s[organ] < 0).all() and (s[organ] < -l3.half_depth).mean() > 0.9
+
+
+def test_varied_looks_change_the_pixels_not_the_geometry_or_the_points(tmp_path: Path) -> None:
+    """RSNA studies with varied looks: the same series, coordinates and truth points as plain ones (the looks draw
+    from their own stream), other pixel values, and each study's appearance recorded in its truth."""
+    written = {}
+    for looks in ("plain", "varied"):
+        layout = DataLayout(root=tmp_path / looks)
+        layout.rsna.mkdir(parents=True)
+        written[looks] = (layout, write_rsna(layout, 2, 5, RSNA_SIZE, varied_looks=looks == "varied"))
+    (plain, plain_truth), (varied, varied_truth) = written["plain"], written["varied"]
+    for name in ("train_label_coordinates.csv", "train_series_descriptions.csv", "train.csv"):
+        assert (plain.rsna / name).read_bytes() == (varied.rsna / name).read_bytes()
+    assert [s["discs"] for s in plain_truth["studies"]] == [s["discs"] for s in varied_truth["studies"]]
+    assert all(s["appearance"]["gains"] == {} for s in plain_truth["studies"])
+    looks = [s["appearance"] for s in varied_truth["studies"]]
+    assert all(set(look["gains"]) == set(VARIED_TISSUES) for look in looks)
+    differing = 0
+    for series in sorted(plain.rsna.glob("train_images/*/*")):
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(next(series.glob("*.dcm")))))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(varied.rsna / series.relative_to(plain.rsna) / next(
+            series.glob("*.dcm")).name)))
+        assert a.shape == b.shape
+        differing += int(not np.array_equal(a, b))
+    assert differing == 6  # every series of both studies

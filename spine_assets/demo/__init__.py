@@ -30,6 +30,10 @@ from spine_lib.core.layout import DEFAULT_LAYOUT, DataLayout
 from spine_lib.errors import ConfigError, SpineVisionError
 from spine_lib.synthetic.config import SynthConfig
 
+#: RSNA studies per patient of the other sources in a synthetic demo root: the localizer learns from RSNA alone,
+#: and with as few studies as the other sources' patients it finds too few Phenikaa discs to crop.
+RSNA_PER_PATIENT = 5
+
 
 class DemoConfig(BaseConfig):
     """Make (or reuse) a data root and materialize every asset into a local SQLite Dagster instance.
@@ -43,6 +47,9 @@ class DemoConfig(BaseConfig):
     weights: Annotated[Path, tyro.conf.arg(help="Folder of trained weights.")] = DEFAULT_LAYOUT.weights
     dagster_home: Annotated[Path, tyro.conf.arg(help="DAGSTER_HOME of the local instance.")] = Path(".dagster")
     patients: Annotated[int, tyro.conf.arg(help="Synthetic patients per source (when the root is empty).")] = 8
+    rsna_studies: Annotated[int | None, tyro.conf.arg(help=(
+        "Synthetic RSNA studies, the localizer's training set (when the root is empty; default: "
+        f"{RSNA_PER_PATIENT} x --patients)."))] = None
     size: Annotated[int, tyro.conf.arg(help="In-plane size of synthetic sagittal series.")] = 256
     seed: Annotated[int, tyro.conf.arg(help="Seed of the synthetic data.")] = 0
     quick: Annotated[bool, tyro.conf.arg(help=(
@@ -138,7 +145,9 @@ def run_demo(config: DemoConfig, on_progress: Callable[[DemoStep], None] | None 
     synthesized = not raw_has_files(layout)
     if synthesized:
         logger.info("no raw data under {}: writing a synthetic data root", data_root)
-        make_synthetic_root(SynthConfig(out=data_root, patients=config.patients, size=config.size, seed=config.seed))
+        rsna = config.rsna_studies if config.rsna_studies is not None else RSNA_PER_PATIENT * config.patients
+        make_synthetic_root(SynthConfig(out=data_root, patients=config.patients, rsna_studies=rsna, size=config.size,
+                                        seed=config.seed))
     created = layout.ensure()
     env = {
         **os.environ,

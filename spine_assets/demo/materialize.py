@@ -53,7 +53,7 @@ DEMO_RUN_CONFIG: dict[str, dict[str, object]] = {
         "preprocess_workers": 1, "augmentation_workers": 0, "verify_dataset_integrity": False,
         "validation_mirroring": False, "previews": 1, "min_validation_dice": 0.3,
     },
-    "localization_model": {"num_epochs": 100, "image_size": [160, 160], "batch_size": 8},
+    "localization_model": {"num_epochs": 40, "image_size": [160, 160], "batch_size": 8},
     "classifier_model": {"num_epochs": 12, "output_size": [96, 96], "batch_size": 16, "backbone": "resnet18",
                          "min_pfirrmann_kappa": 0.2},
 }

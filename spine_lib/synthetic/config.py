@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -29,6 +29,10 @@ class SynthConfig(BaseConfig):
     lumbar_coords_pictures: Annotated[int, tyro.conf.arg(
         help="Lumbar Coords pretraining pictures (raw/Lumbar Coords: other datasets' looks, T2, T1 and CT; "
              "0: none).")] = 0
+    rsna_looks: Annotated[Literal["plain", "varied"], tyro.conf.arg(help=(
+        "How the RSNA studies' tissues look: plain (the phantom's signal table, as SPIDER and Phenikaa) or varied "
+        "(per study: the contrast between tissues, cortex, nucleus, a smooth canal with cord, roots and epidural "
+        "fat; geometry and points unchanged)."))] = "plain"
     seed: Annotated[int, tyro.conf.arg(help="Random seed: same seed, same bytes.")] = 0
     size: Annotated[int, tyro.conf.arg(help="In-plane size (rows = columns) of sagittal series.")] = 256
     slices: Annotated[int, tyro.conf.arg(help="Slices per sagittal series.")] = 14

@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from loguru import logger
@@ -64,7 +65,8 @@ def make_synthetic_root(config: SynthConfig) -> SynthReport:
     layout.ensure()
     size = RenderSize(rows=config.size, columns=config.size, slices=config.slices)
     report = SynthReport(root=config.out, counts=dict(counts))
-    writers = (("spider", write_spider), ("rsna", write_rsna), ("phenikaa", write_phenikaa))
+    writers = (("spider", write_spider), ("rsna", partial(write_rsna, varied_looks=config.rsna_looks == "varied")),
+               ("phenikaa", write_phenikaa))
     for name, writer in writers:
         start = time.perf_counter()
         truth = writer(layout, counts[name], config.seed, size)
@@ -80,6 +82,6 @@ def make_synthetic_root(config: SynthConfig) -> SynthReport:
         report.counts["lumbar_coords"] = len(pictures)
         report.seconds["lumbar_coords"] = time.perf_counter() - start
     settings = {"seed": config.seed, "counts": counts, "size": config.size, "slices": config.slices,
-                "lumbar_coords_pictures": config.lumbar_coords_pictures}
+                "lumbar_coords_pictures": config.lumbar_coords_pictures, "rsna_looks": config.rsna_looks}
     atomic_write_text(marker, json.dumps(settings, indent=1, sort_keys=True) + "\n")
     return report

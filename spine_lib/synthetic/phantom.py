@@ -12,6 +12,7 @@ subject agrees.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -386,14 +387,15 @@ class Canvas:
     disc touches a few thousand voxels, not the whole volume.
     """
 
-    def __init__(self, image: sitk.Image) -> None:
+    def __init__(self, image: sitk.Image, signals: dict[str, Signal] | None = None) -> None:
+        self.signals = dict(SIGNAL) if signals is None else signals
         x, u, v = image_points(image)
         self.shape = x.shape
         self.x, self.u, self.v = x.ravel(), u.ravel(), v.ravel()
         self.labels = np.zeros(self.x.size, dtype=np.int16)
-        self.t1 = np.full(self.x.size, SIGNAL["air"][0])
-        self.t2 = np.full(self.x.size, SIGNAL["air"][1])
-        self.stir = np.full(self.x.size, SIGNAL["air"][2])
+        self.t1 = np.full(self.x.size, self.signals["air"][0])
+        self.t2 = np.full(self.x.size, self.signals["air"][1])
+        self.stir = np.full(self.x.size, self.signals["air"][2])
         self.tissue = np.zeros(self.x.size, dtype=np.int8)  # TISSUE_INDEX of what was painted last
         self.idx = np.arange(self.x.size)
         self.grid = self.idx.reshape(self.shape)
@@ -454,7 +456,7 @@ class Region:
         return Region(self.canvas, self.idx[box])
 
     def paint(self, mask: npt.NDArray[np.bool_], tissue: str | Signal, label: int | None = None) -> None:
-        s1, s2, s3 = SIGNAL[tissue] if isinstance(tissue, str) else tissue
+        s1, s2, s3 = self.canvas.signals[tissue] if isinstance(tissue, str) else tissue
         where = self.idx[mask]
         self.canvas.t1[where], self.canvas.t2[where], self.canvas.stir[where] = s1, s2, s3
         self.canvas.tissue[where] = TISSUE_INDEX[tissue] if isinstance(tissue, str) else -1
@@ -560,10 +562,145 @@ def draw_texture(rng: np.random.Generator, anatomy: SpineAnatomy) -> SoftTissueT
     )
 
 
-def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTexture | None = None) -> Rendered:
+#: Tissues whose signal an :class:`Appearance` varies (air stays air).
+VARIED_TISSUES: tuple[str, ...] = tuple(name for name in SIGNAL if name != "air")
+
+
+def holds_cord(block: str) -> bool:
+    """Whether the canal behind a vertebra or disc holds the spinal cord (it ends at L1; below, the cauda equina)."""
+    return block.startswith("T") or block == "L1"
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """How one subject's tissues look beyond the fixed signal table: what scanners, protocols and bodies vary.
+
+    ``gains`` multiply a tissue's (T1, T2, STIR) signal, so the contrast between bone, disc, canal and soft tissue
+    is not the same in every study; ``smooth_canal`` draws the canal as one tube along the posterior walls of
+    the bodies and discs (else block by block, a step at every disc); ``cortex_mm`` is the low-signal rim of a vertebral body; ``nucleus_share`` the
+    nucleus' depth as a share of its disc's; in the canal, ``epidural_fat_mm`` of fat along its posterior wall,
+    the cord down to L1 (``cord``: its share of the canal's depth) and below it the cauda equina's roots as dark
+    strands (``roots``: how much of the lower canal they fill). :data:`PLAIN` draws what the phantom draws without
+    one (SPIDER and Phenikaa); labels never change.
+    """
+
+    gains: dict[str, Signal]
+    smooth_canal: bool = False
+    cortex_mm: float = 1.5
+    nucleus_share: float = 0.55
+    epidural_fat_mm: float = 0.0
+    cord: float = 0.0
+    roots: float = 0.0
+    root_period_mm: float = 2.5
+
+    def signals(self) -> dict[str, Signal]:
+        """The signal table with this appearance's gains, each value kept in 0..1."""
+        out = dict(SIGNAL)
+        for name, gain in self.gains.items():
+            t1, t2, stir = (float(np.clip(v * g, 0.0, 1.0)) for v, g in zip(SIGNAL[name], gain, strict=True))
+            out[name] = (t1, t2, stir)
+        return out
+
+
+PLAIN = Appearance(gains={})
+
+
+def draw_appearance(rng: np.random.Generator) -> Appearance:
+    """A subject's :class:`Appearance`: every tissue's signal times 0.6-1.65 per contrast (log-uniform), a smooth
+    canal in three quarters of the subjects, a cortex
+    of 0.5-3 mm, a nucleus of 35-80 % of its disc's depth, epidural fat of 0-4 mm, the cord in two thirds and
+    the cauda equina's roots in half of the subjects."""
+    gains = {name: tuple(float(g) for g in np.exp(rng.uniform(-0.5, 0.5, 3))) for name in VARIED_TISSUES}
+    return Appearance(
+        gains={name: (g[0], g[1], g[2]) for name, g in gains.items()},
+        smooth_canal=bool(rng.random() < 0.75),
+        cortex_mm=float(rng.uniform(0.5, 3.0)),
+        nucleus_share=float(rng.uniform(0.35, 0.8)),
+        epidural_fat_mm=float(rng.uniform(0.0, 4.0)) if rng.random() < 0.7 else 0.0,
+        cord=float(rng.uniform(0.3, 0.6)) if rng.random() < 2 / 3 else 0.0,
+        roots=float(rng.uniform(0.15, 0.5)) if rng.random() < 0.5 else 0.0,
+        root_period_mm=float(rng.uniform(1.8, 3.5)),
+    )
+
+
+def paint_canal(region: Region, depth: FloatArray, inside: npt.NDArray[np.bool_], canal_depth: float,
+                appearance: Appearance, cord: bool) -> None:
+    """CSF in the midline canal (``depth``: mm behind its anterior wall), with the appearance's contents: the cord
+    or the cauda equina's roots, epidural fat along the posterior wall."""
+    midline = inside & (region.lateral < CANAL_HALF_WIDTH)
+    region.paint(midline, "csf", SPIDER_CANAL)
+    if cord and appearance.cord > 0:
+        half = appearance.cord * canal_depth / 2
+        region.paint(midline & (np.abs(depth - 0.45 * canal_depth) < half) & (region.lateral < 6.0), "nerve")
+    elif appearance.roots > 0:  # the roots lie dependent, toward the posterior wall of a supine patient
+        strands = np.sin(2 * np.pi * depth / appearance.root_period_mm + 3.0 * region.lateral) > 1 - appearance.roots
+        region.paint(midline & strands & (depth > 0.35 * canal_depth) & (depth < 0.9 * canal_depth), "nerve")
+    if appearance.epidural_fat_mm > 0:
+        region.paint(midline & (depth >= canal_depth - appearance.epidural_fat_mm), "fat")
+
+
+def canal_wall(anatomy: SpineAnatomy) -> list[tuple[tuple[float, float], str]]:
+    """The canal's anterior wall on the midline, head to feet: the posterior margin of every disc (where its RSNA
+    canal point lies) and the posterior wall of every body near its endplates, each with its block's name; from
+    400 mm above the top vertebra down to 25 mm below the top of the sacrum."""
+    blocks = sorted([*anatomy.vertebrae.values(), *anatomy.discs.values()], key=lambda b: -b.center[1])
+    wall: list[tuple[tuple[float, float], str]] = []
+    for block in blocks:
+        if block.name in anatomy.discs:
+            wall.append((block.point(anatomy.disc_posterior_margin(block.name), 0.0), block.name))
+            continue
+        a = float(lateral_depth(block, np.zeros(1))[0])
+        if block.name == "S1":  # the deep sacrum's upper corner reaches behind the L5/S1 disc: the wall skips it
+            wall.append((block.point(a, block.half_height - 25.0), block.name))
+            continue
+        top = 400.0 if block.name == anatomy.top_vertebra else 0.8 * block.half_height
+        wall += [(block.point(a, top), block.name), (block.point(a, -0.8 * block.half_height), block.name)]
+    return wall
+
+
+def paint_smooth_canal(canvas: Canvas, anatomy: SpineAnatomy, appearance: Appearance) -> None:
+    """The canal as one tube of the anatomy's depth behind :func:`canal_wall` (CSF on the midline and its contents,
+    epidural fat beside it), painted segment by segment; each segment overlaps its neighbours a little, and the
+    wedge behind a joint where the wall turns forward (the lumbosacral angle) is filled around the joint."""
+    wall = canal_wall(anatomy)
+    back = anatomy.vertebrae["L3"].back
+    depth_mm = anatomy.canal_depth
+    previous: tuple[float, float, float, float] | None = None
+    for ((au, av), name), ((bu, bv), _) in itertools.pairwise(wall):
+        du, dv = bu - au, bv - av
+        length = math.hypot(du, dv)
+        if length < 1e-6:
+            continue
+        du, dv = du / length, dv / length
+        nu, nv = -dv, du  # a normal of the segment, turned to point posteriorly
+        if nu * back[0] + nv * back[1] < 0:
+            nu, nv = -nu, -nv
+        centre = (0.5 * (au + bu) + nu * depth_mm / 2, 0.5 * (av + bv) + nv * depth_mm / 2)
+        reach = 0.5 * length * 1.3 + depth_mm
+        region = canvas.near(centre, 0.0, 32.0, half_extent=(reach, reach))
+        along = ((region.u - au) * du + (region.v - av) * dv) / length
+        depth = (region.u - au) * nu + (region.v - av) * nv
+        inside = (along >= -0.15) & (along <= 1.15) & (depth >= 0) & (depth < depth_mm)
+        paint_canal(region, depth, inside, depth_mm, appearance, holds_cord(name))
+        region.paint(inside & (region.lateral >= CANAL_HALF_WIDTH), "fat")
+        if previous is not None:  # the joint at (au, av): behind both segments, within the depth of it
+            joint = canvas.near((au, av), depth_mm, 32.0)
+            ju, jv = joint.u - au, joint.v - av
+            radius = np.hypot(ju, jv)
+            pnu, pnv, pdu, pdv = previous  # the segment before: its normal and direction (the joint is its end)
+            wedge = ((radius < depth_mm) & (ju * nu + jv * nv >= 0) & (ju * pnu + jv * pnv >= 0)
+                     & (ju * du + jv * dv < 0) & (ju * pdu + jv * pdv > 0))  # beyond both: the gap only
+            paint_canal(joint, radius, wedge, depth_mm, appearance, holds_cord(name))
+            joint.paint(wedge & (joint.lateral >= CANAL_HALF_WIDTH), "fat")
+        previous = (nu, nv, du, dv)
+
+
+def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTexture | None = None,
+                 appearance: Appearance = PLAIN) -> Rendered:
     """Render labels and T1/T2/STIR signal on the voxel grid of ``image`` (any orientation); with ``texture``,
-    the soft tissue and marrow carry it (the labels are the same either way)."""
-    canvas = Canvas(image)
+    the soft tissue and marrow carry it, with ``appearance`` the tissues look as it says (the labels are the
+    same either way)."""
+    canvas = Canvas(image, appearance.signals())
     scale = anatomy.scale
     l3 = anatomy.vertebrae["L3"]
     every = canvas.everywhere()
@@ -576,7 +713,9 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
     every.paint(body & (s_body >= back_of_spine + 55), "fat")
 
     # Spinal canal (midline) and foramina (parasagittal), behind every body and disc.
-    blocks = [*anatomy.vertebrae.values(), *anatomy.discs.values()]
+    blocks = [] if appearance.smooth_canal else [*anatomy.vertebrae.values(), *anatomy.discs.values()]
+    if appearance.smooth_canal:
+        paint_smooth_canal(canvas, anatomy, appearance)
     for block in blocks:
         reach_up = 400.0 if block.name == anatomy.top_vertebra else block.half_height + 3.0
         low = -(block.half_height + 3.0) if block.name != "S1" else block.half_height - 25.0
@@ -584,7 +723,7 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
         s, t = block.local(region.u, region.v)
         a = lateral_depth(block, np.zeros_like(s))
         behind = (s >= a) & (s < a + anatomy.canal_depth) & (t > low) & (t < reach_up)
-        region.paint(behind & (region.lateral < CANAL_HALF_WIDTH), "csf", SPIDER_CANAL)
+        paint_canal(region, s - a, behind, anatomy.canal_depth, appearance, holds_cord(block.name))
         region.paint(behind & (region.lateral >= CANAL_HALF_WIDTH), "fat")
 
     for name, vertebra in anatomy.vertebrae.items():
@@ -596,7 +735,8 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
         lateral = region.lateral
         value = vertebra.label
         region.paint(superellipse(s, t, a, vertebra.half_height) & (lateral < vertebra.half_width), "cortex", value)
-        core = superellipse(s, t, a - 1.5, vertebra.half_height - 1.5) & (lateral < vertebra.half_width - 1.5)
+        rim = appearance.cortex_mm
+        core = superellipse(s, t, a - rim, vertebra.half_height - rim) & (lateral < vertebra.half_width - rim)
         region.paint(core, "marrow")
         if name != "S1":  # posterior elements: pedicles beside the canal, lamina and spinous process
             pedicle = (
@@ -610,8 +750,8 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
             spinous = (arch_s >= 0) & (arch_s < 32 * scale) & (np.abs(t + 2) < 0.3 * vertebra.half_height) & (lateral < 4)
             region.paint(lamina | spinous, "marrow", value)
 
-    annulus_t1, annulus_t2, annulus_stir = SIGNAL["annulus"]
-    nucleus_t1 = SIGNAL["nucleus_t1"][0]
+    annulus_t1, annulus_t2, annulus_stir = canvas.signals["annulus"]
+    nucleus_t1 = canvas.signals["nucleus_t1"][0]
     for level, disc in anatomy.discs.items():
         g = anatomy.disc_grades(level)
         upper, lower = disc_vertebrae(level)
@@ -624,7 +764,7 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
         a = lateral_depth(disc, region.x) + (anatomy.bulge if g.bulging else 0.0)
         inside = superellipse(s, t, a, disc.half_height, p=2 if g.bulging else 4) & (lateral < disc.half_width)
         region.paint(inside, "annulus", disc.label)
-        nucleus = ((s / (0.55 * a)) ** 2 + (t / (0.6 * disc.half_height)) ** 2 <= 1.0) & inside
+        nucleus = ((s / (appearance.nucleus_share * a)) ** 2 + (t / (0.6 * disc.half_height)) ** 2 <= 1.0) & inside
         nucleus_t2, nucleus_stir = PFIRRMANN_T2[g.pfirrmann], PFIRRMANN_STIR[g.pfirrmann]
         if g.pfirrmann >= 3:  # lost nucleus/annulus distinction: the annulus darkens toward the nucleus
             region.paint(inside, (annulus_t1, 0.5 * (annulus_t2 + nucleus_t2), 0.5 * (annulus_stir + nucleus_stir)))
@@ -663,7 +803,7 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
         s, t = disc.local(behind.u, behind.v)
         bone = np.isin(behind.labels, [anatomy.vertebrae[upper].label, anatomy.vertebrae[lower].label])
         cut = bone & (s >= margin) & (s < margin + anatomy.canal_depth) & (np.abs(t) <= disc.half_height)
-        behind.paint(cut & (behind.lateral < CANAL_HALF_WIDTH), "csf", SPIDER_CANAL)
+        paint_canal(behind, s - margin, cut, anatomy.canal_depth, appearance, holds_cord(level))
 
     for level in anatomy.discs:  # nerve roots in the foramina
         for side in ("left", "right"):
@@ -804,15 +944,16 @@ def render_series(
     gain_range: tuple[float, float] = (700.0, 1400.0),
     noise_range: tuple[float, float] | None = None,
     texture: SoftTissueTexture | None = None,
+    appearance: Appearance = PLAIN,
 ) -> tuple[dict[str, sitk.Image], sitk.Image]:
     """Images of ``contrasts`` (``'t1'``, ``'t2'``, ``'stir'``) and the SPIDER-valued mask, rendered once.
 
     Each contrast gets its own scanner gain (drawn from ``gain_range``), bias field and noise (its level drawn
-    from ``noise_range`` when given, else the default of :func:`noise_and_bias`); ``texture`` as in
-    :func:`render_image`.
+    from ``noise_range`` when given, else the default of :func:`noise_and_bias`); ``texture`` and ``appearance``
+    as in :func:`render_image`.
     """
     template = geometry.empty_image()
-    rendered = render_image(anatomy, template, texture)
+    rendered = render_image(anatomy, template, texture, appearance)
     images: dict[str, sitk.Image] = {}
     for contrast in contrasts:
         signal = rendered.signal(contrast)

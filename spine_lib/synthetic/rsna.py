@@ -3,7 +3,9 @@
 The studies vary the way real scanners and patients do (see :class:`StudyDraw`): field of view, anatomy
 scale, tilt, where the spine sits in the frame and so how many thoracic vertebrae are in view (the column goes
 on up to T5, as a real one does), T2 or STIR for the "Sagittal T2/STIR" series, gain and noise; organs, bowel
-and textured soft tissue and marrow surround the spine (:class:`~spine_lib.synthetic.phantom.SoftTissueTexture`).
+and textured soft tissue and marrow surround the spine (:class:`~spine_lib.synthetic.phantom.SoftTissueTexture`); with
+``varied_looks`` each study's tissues look their own way (:class:`~spine_lib.synthetic.phantom.Appearance`: the
+contrast between tissues, cortex, nucleus, a smooth canal with the cord, the cauda equina's roots and epidural fat).
 Every lumbar landmark stays inside its series.
 """
 
@@ -24,12 +26,15 @@ from spine_lib.sources import rsna as source
 from spine_lib.sources.rsna import AX_T2, CONDITIONS, SAG_T1, SAG_T2, SERIES_DESCRIPTIONS, condition_column
 from spine_lib.synthetic.phantom import (
     FORAMEN_X,
+    PLAIN,
     THORACIC,
+    Appearance,
     DiscGrades,
     SeriesGeometry,
     SpineAnatomy,
     axial_geometry,
     build_anatomy,
+    draw_appearance,
     draw_texture,
     physical_to_index,
     render_series,
@@ -81,6 +86,12 @@ def draw_study(rng: np.random.Generator) -> tuple[StudyDraw, SpineAnatomy]:
     return draw, anatomy
 
 
+def appearance_record(appearance: Appearance) -> dict[str, Any]:
+    """A study's appearance as its truth records it (rounded)."""
+    return {"gains": {name: [round(g, 3) for g in gain] for name, gain in appearance.gains.items()},
+            **{key: round(value, 3) for key, value in vars(appearance).items() if key != "gains"}}
+
+
 def thoracic_in_view(image: sitk.Image, anatomy: SpineAnatomy) -> int:
     """How many thoracic vertebral bodies have their centre inside a series' rows and columns."""
     columns, rows = image.GetSize()[:2]
@@ -126,8 +137,10 @@ def landmark(anatomy: SpineAnatomy, kind: str, level: str, side: str) -> tuple[f
     return anatomy.subarticular_point(level, side)
 
 
-def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) -> dict[str, Any]:
-    """Write the RSNA-like source under ``layout.rsna``; return its truth."""
+def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize, varied_looks: bool = False
+               ) -> dict[str, Any]:
+    """Write the RSNA-like source under ``layout.rsna``; return its truth. ``varied_looks``: each study's tissues
+    look their own way (:func:`~spine_lib.synthetic.phantom.draw_appearance`), else as the phantom's table."""
     root = layout.rsna
     truth: dict[str, Any] = {"studies": []}
     descriptions: list[dict[str, object]] = []
@@ -138,6 +151,8 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
         study_id = int(rng.integers(10**7, 5 * 10**9))
         draw, anatomy = draw_study(rng)
         texture = draw_texture(rng, anatomy)
+        # its own stream: the geometry, the landmarks and the CSVs do not depend on how the tissues look
+        appearance = draw_appearance(np.random.default_rng([seed, 2, index, 1])) if varied_looks else PLAIN
         # Sagittal stacks wide enough to hold both neural foramina (annotated on parasagittal slices).
         slices = max(size.slices, math.ceil(2 * (FORAMEN_X + size.thickness) / size.thickness) + 1)
         geometries = {
@@ -146,12 +161,12 @@ def write_rsna(layout: DataLayout, studies: int, seed: int, size: RenderSize) ->
             AXIAL_T2: (axial_geometry(anatomy, rng, max(size.rows // 2, 64), 200.0, 4.0), "t2"),
         }
         study_truth: dict[str, Any] = {"study_id": study_id, "series": [], "discs": disc_truths(anatomy),
-                                       "drawn": vars(draw)}
+                                       "drawn": vars(draw), "appearance": appearance_record(appearance)}
         images: dict[str, tuple[sitk.Image, int]] = {}
         for number, (description, (geometry, contrast)) in enumerate(geometries.items(), start=1):
             series_id = int(rng.integers(10**8, 4 * 10**9))
             rendered, _ = render_series(anatomy, geometry, rng, contrasts=(contrast,), gain_range=GAIN_RANGE,
-                                        noise_range=NOISE_RANGE, texture=texture)
+                                        noise_range=NOISE_RANGE, texture=texture, appearance=appearance)
             image = rendered[contrast]
             folder = source.series_folder(root, study_id, series_id)
             info = DicomSeriesInfo(

@@ -226,6 +226,13 @@ def _class_scores(confusion: np.ndarray) -> dict[str, float]:
     }
 
 
+def _classes_present(head: GradingHead, true: np.ndarray) -> list[int]:
+    """How many classes the targets hold: one count for a multiclass head, one per output of a binary head."""
+    if head.kind == "multiclass":
+        return [len(np.unique(true))]
+    return [len(np.unique(true[:, i])) for i in range(true.shape[1])]
+
+
 def macro_f1(true: np.ndarray, predicted: np.ndarray, classes: int = 2) -> float:
     """Macro F1 of class predictions, as :class:`MTLClassificationMetrics` reports it (over the classes in the
     targets or the predictions).
@@ -265,8 +272,9 @@ class MTLClassificationMetrics(BaseMetrics):
     ``h/within_one``); per binary output ``c`` (``disc_herniation``...) the same three plus ``c/auroc``. Each has
     a ``h/baseline_<metric>``: the scores of always answering the most frequent class (of ``baseline_targets``
     when given, else of the evaluated targets; ties go to the lower class). ``mean_balanced_accuracy`` averages
-    the balanced accuracy of every head and output (``baseline_mean_balanced_accuracy`` the baseline's), and
-    ``count`` is N. Per level: each multiclass head's accuracy, each binary output's balanced accuracy, count.
+    the balanced accuracy of every head and output (``baseline_mean_balanced_accuracy`` the baseline's),
+    ``h/classes_present`` counts the classes the evaluated targets hold (with one, no score can beat the baseline:
+    the head is not assessable on that split), and ``count`` is N. Per level: each multiclass head's accuracy, each binary output's balanced accuracy, count.
     """
 
     #: Multiclass heads whose classes are ordered grades: they also get the quadratic-weighted kappa and within-one.
@@ -301,7 +309,8 @@ class MTLClassificationMetrics(BaseMetrics):
         if name in self._overall or any(name.endswith("/" + metric) for metric in self._per_level):
             return "max"
         choices = [*self._overall, *(f"'<level>/{metric}'" for metric in self._per_level)]
-        raise _no_direction(name, "mtl_classification", choices, name == "count" or name.endswith("/count"))
+        raise _no_direction(name, "mtl_classification", choices,
+                            name == "count" or name.endswith(("/count", "/classes_present")))
 
     def _arrays(self, predictions: Any, targets: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Logits ``(N, outputs)`` and integer targets (``(N,)`` classes or ``(N, k)`` 0/1) per head, checked."""
@@ -386,9 +395,10 @@ class MTLClassificationMetrics(BaseMetrics):
                     constant = np.full(true.shape[0], float(majorities[head.name][i]))
                     named.append((column, {"": self._binary(true[:, i], logits[head.name][:, i]),
                                            "baseline_": self._binary(true[:, i], 2 * constant - 1)}))
-            for name, scores in named:
+            for (name, scores), present in zip(named, _classes_present(head, true), strict=True):
                 for prefix, values in scores.items():
                     out.update({f"{name}/{prefix}{metric}": value for metric, value in values.items()})
+                out[f"{name}/classes_present"] = float(present)
                 balanced.append(scores[""]["balanced_accuracy"])
                 baseline_balanced.append(scores["baseline_"]["balanced_accuracy"])
         out["mean_balanced_accuracy"] = float(np.mean(balanced))
