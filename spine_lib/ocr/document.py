@@ -7,7 +7,8 @@ page, as fractions of its height: ``(0.0, 0.45)`` is the header with the patient
 the whole page.
 
 Before OCR every page is cleaned and set upright: red and blue ink (stamps, signatures) is turned to paper
-(:mod:`spine_lib.ocr.ink`), a JPEG's EXIF orientation is applied, and the page is turned a quarter, half or
+(:mod:`spine_lib.ocr.ink`), a speckled or grainy page is smoothed (:mod:`spine_lib.ocr.noise`), a JPEG's
+EXIF orientation is applied, and the page is turned a quarter, half or
 three quarters and levelled as its ink says (:mod:`spine_lib.ocr.orientation`). That guess costs a few
 milliseconds; when the page then reads with good confidence it is kept, so an upright page pays nothing
 more. A page that reads badly gets a second opinion (Tesseract's orientation detection where its ``osd``
@@ -33,6 +34,7 @@ from PIL import Image, ImageOps, ImageSequence
 from spine_lib.errors import ConfigError, InputPathError, UnsupportedFormatError
 from spine_lib.ocr.base import NO_BOX, DocumentReadError, OCREngine, TextLine
 from spine_lib.ocr.ink import remove_coloured_ink
+from spine_lib.ocr.noise import remove_noise
 from spine_lib.ocr.orientation import (
     QUARTER_TURNS,
     estimate_geometry,
@@ -79,6 +81,7 @@ class PageCorrection:
     method: str = "off"  # how the turn was decided, see below
     coloured_ink: float = 0.0  # fraction of the page's pixels that were red/blue ink turned to paper
     seconds: float = 0.0  # time spent on cleaning and orientation, beyond the one OCR of the page kept
+    noise: float = 0.0  # share of isolated pixels (speckle, grain); above ocr.noise.NOISY_SHARE it was cleaned
 
     # method: "text_layer" (not OCR'd), "off" (orientation off), "blank" (no ink), "ink" (the ink's guess read
     # well), "confirmed" (read badly; the second opinion agreed), "osd" / "ocr" (the second opinion turned it),
@@ -114,7 +117,8 @@ class DocumentExtractor:
     first time a page needs OCR (so PDFs with a text layer need no Tesseract). ``pdf_dpi``: the resolution
     image-only PDF pages are rendered at for OCR. ``min_text_chars``: a PDF page whose text layer has fewer
     non-space characters than this is OCR'd instead. ``orientation``: one of :data:`ORIENTATIONS`.
-    ``remove_colour``: turn red and blue ink to paper before OCR.
+    ``remove_colour``: turn red and blue ink to paper before OCR. ``remove_noise``: smooth a speckled or grainy
+    page before OCR (:mod:`spine_lib.ocr.noise`; clean pages are left as they are).
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class DocumentExtractor:
         min_text_chars: int = 20,
         orientation: str = "auto",
         remove_colour: bool = True,
+        remove_noise: bool = True,
     ) -> None:
         if pdf_dpi <= 0:
             raise ConfigError("DocumentExtractor", f"pdf_dpi must be > 0, got {pdf_dpi}")
@@ -136,6 +141,7 @@ class DocumentExtractor:
         self.min_text_chars = min_text_chars
         self.orientation = orientation
         self.remove_colour = remove_colour
+        self.remove_noise = remove_noise
         self._osd: bool | None = None  # whether Tesseract's OSD is usable, found on first need
         self._turns: OrderedDict[tuple[str, int, int, int], tuple[int, float]] = OrderedDict()
 
@@ -267,9 +273,19 @@ class DocumentExtractor:
     ) -> tuple[list[TextLine], PageCorrection]:
         """OCR of one page (or of its ``region`` band) once cleaned and set upright; how it was corrected."""
         start = time.perf_counter()
-        ink = 0.0
+        ink = noise = 0.0
         if self.remove_colour:
             image, ink = remove_coloured_ink(image)
+        if self.remove_noise:
+            image, noise = remove_noise(image)
+        lines, correction = self._ocr_clean_page(image, page, region, key, ink, start)
+        return lines, dataclasses.replace(correction, noise=noise)
+
+    def _ocr_clean_page(
+        self, image: Image.Image, page: int, region: Region, key: tuple[str, int, int, int], ink: float,
+        start: float,
+    ) -> tuple[list[TextLine], PageCorrection]:
+        """:meth:`_ocr_page` once the page is cleaned: set upright as :attr:`orientation` says, then read."""
         remembered = self._turns.get(key)
         if self.orientation == "off":
             rotation, skew, method = 0, 0.0, "off"
