@@ -163,9 +163,22 @@ def test_region_boxes_are_in_page_coordinates(tmp_path: Path) -> None:
     path = tmp_path / "page.tif"
     Image.new("L", (100, 200), 255).save(path)
     engine = FixedEngine()
-    doc = DocumentExtractor(engine=engine).extract(path, region=(0.5, 0.75))
+    doc = DocumentExtractor(engine=engine, enlarge_small_pages=False).extract(path, region=(0.5, 0.75))
     assert engine.sizes == [(100, 50)]
     assert [line.box for line in doc.lines] == [(0, 100, 100, 150)]
+
+
+def test_a_low_resolution_page_is_read_enlarged_and_its_boxes_are_on_the_page(tmp_path: Path) -> None:
+    path = tmp_path / "fax.png"
+    Image.new("L", (578, 818), 255).save(path)  # A4 at 70 dpi
+    engine = FixedEngine()
+    doc = DocumentExtractor(engine=engine).extract(path, region=(0.5, 0.75))
+    assert engine.sizes == [(1653, 584)]  # enlarged to 1653 x 2339, then the band (rows 1170-1754)
+    assert doc.corrections[0].scale == pytest.approx(2339 / 818)
+    assert [line.box for line in doc.lines] == [(0, 409, 578, 613)]  # on the 578 x 818 page
+    engine = FixedEngine()
+    DocumentExtractor(engine=engine).extract(tmp_path / "fax.png")
+    assert engine.sizes == [(1653, 2339)]
 
 
 def test_transparent_image_is_read_on_white_paper(tmp_path: Path) -> None:
@@ -619,7 +632,7 @@ def test_orientation_off_reads_the_page_as_it_is(tmp_path: Path) -> None:
     path = tmp_path / "page.png"
     Image.new("L", (100, 200), 255).save(path)
     engine = FixedEngine()
-    doc = DocumentExtractor(engine=engine, orientation="off").extract(path)
+    doc = DocumentExtractor(engine=engine, orientation="off", enlarge_small_pages=False).extract(path)
     assert doc.corrections[0].method == "off" and doc.rotations == {0: 0}
     assert engine.sizes == [(100, 200)]
     with pytest.raises(ConfigError, match="orientation"):
@@ -641,7 +654,7 @@ def test_exif_orientation_of_a_photo_is_applied(tmp_path: Path) -> None:
             seen.append(image)
             return []
 
-    DocumentExtractor(engine=Recorder(), orientation="off").extract(path)
+    DocumentExtractor(engine=Recorder(), orientation="off", enlarge_small_pages=False).extract(path)
     pixels = np.asarray(seen[0].convert("L"))
     assert pixels.shape == (90, 60) and pixels[5:15, 5:25].mean() < 60 and pixels[70:, 40:].mean() > 200
 

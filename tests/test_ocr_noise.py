@@ -1,5 +1,6 @@
-"""Speckled and grainy scans: the noise measure against hand-made pages, and real Tesseract reading the fields
-of a noisy report once the page is cleaned (which it does not without the cleaning)."""
+"""Speckled, grainy and low-resolution scans: the noise measure against hand-made pages, and real Tesseract
+reading the fields of a noisy report once the page is cleaned (which it does not without the cleaning) and of a
+70-dpi fax once enlarged."""
 
 from __future__ import annotations
 
@@ -90,3 +91,17 @@ def test_without_the_cleaning_the_speckled_report_loses_its_name(
     path, truth = noisy_reports[0]
     fields = read_report(path, DocumentExtractor(remove_noise=False))
     assert " ".join((fields.patient_name or "").split()).upper() != truth.full_name.upper()
+
+
+def test_a_report_faxed_at_70_dpi_is_read_enlarged(noisy_reports: list[tuple[Path, ReportTruth]],
+                                                    tmp_path: Path) -> None:
+    plain, truth = noisy_reports[0][0].parent / "plain" / noisy_reports[0][1].file, noisy_reports[0][1]
+    with Image.open(plain) as page:
+        small = page.resize((round(page.width * 0.35), round(page.height * 0.35)), Image.Resampling.BILINEAR)
+    path = tmp_path / truth.file
+    small.save(path)
+    extractor = DocumentExtractor()
+    fields = read_report(path, extractor)
+    assert " ".join((fields.patient_name or "").split()).upper() == truth.full_name.upper()
+    assert (fields.birthday == truth.birthday) if truth.birthday else (fields.birth_year == truth.birth_year)
+    assert extractor.extract(path, region=(0.0, 0.45)).corrections[0].scale > 2.5

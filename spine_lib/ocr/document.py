@@ -7,14 +7,15 @@ page, as fractions of its height: ``(0.0, 0.45)`` is the header with the patient
 the whole page.
 
 Before OCR every page is cleaned and set upright: red and blue ink (stamps, signatures) is turned to paper
-(:mod:`spine_lib.ocr.ink`), a speckled or grainy page is smoothed (:mod:`spine_lib.ocr.noise`), a JPEG's
-EXIF orientation is applied, and the page is turned a quarter, half or
-three quarters and levelled as its ink says (:mod:`spine_lib.ocr.orientation`). That guess costs a few
+(:mod:`spine_lib.ocr.ink`), a speckled or grainy page is smoothed (:mod:`spine_lib.ocr.noise`), a
+low-resolution one enlarged (:mod:`spine_lib.ocr.resolution`), a JPEG's EXIF orientation is applied, and the
+page is turned a quarter, half or three quarters and levelled as its ink says (:mod:`spine_lib.ocr.orientation`). That guess costs a few
 milliseconds; when the page then reads with good confidence it is kept, so an upright page pays nothing
 more. A page that reads badly gets a second opinion (Tesseract's orientation detection where its ``osd``
 data is installed, else OCR of the candidate turns) and is read again if that disagrees. The turn found for
 a page is remembered, so reading another band of the same file does not decide it again. Boxes are in the
-pixel coordinates of the page as read: upright and levelled (:attr:`DocumentText.corrections` says how).
+pixel coordinates of the page as read: upright and levelled, at the page's own resolution
+(:attr:`DocumentText.corrections` says how).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from spine_lib.ocr.orientation import (
     osd_rotation,
     turn_upright,
 )
+from spine_lib.ocr.resolution import enlarge_small_page
 
 __all__ = ["IMAGE_SUFFIXES", "ORIENTATIONS", "PDF_SUFFIXES", "DocumentExtractor", "DocumentText", "PageCorrection"]
 
@@ -82,6 +84,7 @@ class PageCorrection:
     coloured_ink: float = 0.0  # fraction of the page's pixels that were red/blue ink turned to paper
     seconds: float = 0.0  # time spent on cleaning and orientation, beyond the one OCR of the page kept
     noise: float = 0.0  # share of isolated pixels (speckle, grain); above ocr.noise.NOISY_SHARE it was cleaned
+    scale: float = 1.0  # a low-resolution page was read enlarged by this (ocr.resolution); boxes are not
 
     # method: "text_layer" (not OCR'd), "off" (orientation off), "blank" (no ink), "ink" (the ink's guess read
     # well), "confirmed" (read badly; the second opinion agreed), "osd" / "ocr" (the second opinion turned it),
@@ -118,7 +121,8 @@ class DocumentExtractor:
     image-only PDF pages are rendered at for OCR. ``min_text_chars``: a PDF page whose text layer has fewer
     non-space characters than this is OCR'd instead. ``orientation``: one of :data:`ORIENTATIONS`.
     ``remove_colour``: turn red and blue ink to paper before OCR. ``remove_noise``: smooth a speckled or grainy
-    page before OCR (:mod:`spine_lib.ocr.noise`; clean pages are left as they are).
+    page before OCR (:mod:`spine_lib.ocr.noise`; clean pages are left as they are). ``enlarge_small_pages``:
+    enlarge a low-resolution scan to ~200 dpi before OCR (:mod:`spine_lib.ocr.resolution`).
     """
 
     def __init__(
@@ -129,6 +133,7 @@ class DocumentExtractor:
         orientation: str = "auto",
         remove_colour: bool = True,
         remove_noise: bool = True,
+        enlarge_small_pages: bool = True,
     ) -> None:
         if pdf_dpi <= 0:
             raise ConfigError("DocumentExtractor", f"pdf_dpi must be > 0, got {pdf_dpi}")
@@ -142,6 +147,7 @@ class DocumentExtractor:
         self.orientation = orientation
         self.remove_colour = remove_colour
         self.remove_noise = remove_noise
+        self.enlarge_small_pages = enlarge_small_pages
         self._osd: bool | None = None  # whether Tesseract's OSD is usable, found on first need
         self._turns: OrderedDict[tuple[str, int, int, int], tuple[int, float]] = OrderedDict()
 
@@ -278,8 +284,14 @@ class DocumentExtractor:
             image, ink = remove_coloured_ink(image)
         if self.remove_noise:
             image, noise = remove_noise(image)
+        scale = 1.0
+        if self.enlarge_small_pages:
+            image, scale = enlarge_small_page(image)
         lines, correction = self._ocr_clean_page(image, page, region, key, ink, start)
-        return lines, dataclasses.replace(correction, noise=noise)
+        if scale != 1.0:  # boxes on the page at its own resolution
+            lines = [dataclasses.replace(line, box=tuple(round(v / scale) for v in line.box))  # type: ignore[arg-type]
+                     for line in lines]
+        return lines, dataclasses.replace(correction, noise=noise, scale=scale)
 
     def _ocr_clean_page(
         self, image: Image.Image, page: int, region: Region, key: tuple[str, int, int, int], ink: float,
