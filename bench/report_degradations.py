@@ -6,7 +6,9 @@ scanner, fax or copier would (a lean of 3 or 6 degrees, 100 or 70 dpi, JPEG qual
 sigma 40, salt-and-pepper speckle on 2 % of the pixels, faint ink, blur, and a mix), reads every copy with
 :func:`spine_lib.datasets.phenikaa.reports.read_report` (real Tesseract ``vie``) and prints a markdown table: per
 degradation, how many reports had their ID, name, birthday (or birth year) and exam date read as the truth says,
-and the median seconds per report. ``--no-remove-noise`` reads without :mod:`spine_lib.ocr.noise`.
+and the median seconds per report; then the same for the file formats scanners and faxes write (16-bit grey PNG,
+palette PNG, CMYK JPEG, bilevel TIFF G4 at 200 dpi and in fax standard mode, 200 x 100 dpi). ``--no-remove-noise``
+reads without :mod:`spine_lib.ocr.noise`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,39 @@ DEGRADATIONS: dict[str, Degradation] = {
 }
 
 
+def _bilevel(grey: Image.Image) -> Image.Image:
+    """Black where the grey page is darker than mid-grey, white elsewhere (mode "1")."""
+    return Image.fromarray(np.asarray(grey) > 128).convert("1")
+
+
+def _save_as(kind: str, page: Image.Image, stem: Path) -> Path:
+    """``page`` written as a scanner or fax would write it."""
+    grey = page.convert("L")
+    if kind == "16-bit grey PNG":
+        path = stem.with_suffix(".png")
+        Image.fromarray(np.asarray(grey).astype(np.uint16) * 257).save(path)
+    elif kind == "palette PNG":
+        path = stem.with_suffix(".png")
+        grey.convert("P").save(path)
+    elif kind == "CMYK JPEG":
+        path = stem.with_suffix(".jpg")
+        page.convert("CMYK").save(path, quality=90)
+    elif kind == "bilevel TIFF G4, 200 dpi":
+        path = stem.with_suffix(".tif")
+        _bilevel(grey).save(path, compression="group4", dpi=(200, 200))
+    elif kind == "fax standard mode, TIFF G4 200 x 100 dpi":
+        path = stem.with_suffix(".tif")
+        half = grey.resize((grey.width, grey.height // 2), Image.Resampling.BILINEAR)
+        _bilevel(half).save(path, compression="group4", dpi=(200, 100))
+    else:
+        raise ValueError(kind)
+    return path
+
+
+FORMATS = ("16-bit grey PNG", "palette PNG", "CMYK JPEG", "bilevel TIFF G4, 200 dpi",
+           "fax standard mode, TIFF G4 200 x 100 dpi")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=6, help="plain reports, each read in every degradation")
@@ -109,6 +144,25 @@ def main() -> None:
                 seconds.append(fields.ocr_seconds)
             counts = " | ".join(f"{right[k]}/{len(truths)}" for k in ("id", "name", "birthday", "exam"))
             print(f"| {name} | {counts} | {statistics.median(seconds):.2f} |", flush=True)
+        print("\n| file format | read (status ok) | name | birthday / year | exam date | s/report median |")
+        print("|---|---|---|---|---|---|")
+        for index, kind in enumerate(FORMATS):
+            folder = Path(tmp) / f"format{index}"
+            folder.mkdir()
+            right = {"ok": 0, "name": 0, "birthday": 0, "exam": 0}
+            seconds = []
+            for truth in truths:
+                with Image.open(base / truth.file) as page:
+                    path = _save_as(kind, page, folder / Path(truth.file).stem)
+                fields = read_report(path, extractor)
+                right["ok"] += fields.status == "ok"
+                right["name"] += " ".join((fields.patient_name or "").split()).upper() == truth.full_name.upper()
+                right["birthday"] += (fields.birthday == truth.birthday if truth.birthday
+                                      else fields.birth_year == truth.birth_year)
+                right["exam"] += fields.exam_date == truth.exam_date
+                seconds.append(fields.ocr_seconds)
+            counts = " | ".join(f"{right[k]}/{len(truths)}" for k in ("ok", "name", "birthday", "exam"))
+            print(f"| {kind} | {counts} | {statistics.median(seconds):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -742,3 +742,45 @@ def test_black_text_under_a_red_stamp_reads_exactly(tmp_path: Path, extractor: D
     doc = extractor.extract(path)
     assert [_norm(line.text) for line in doc.lines] == texts
     assert doc.corrections[0].coloured_ink > 0.01
+
+
+class _Seen(FixedEngine):
+    """Records the images it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[Image.Image] = []
+
+    def recognize(self, image: Image.Image) -> list[TextLine]:
+        self.images.append(image.copy())
+        return super().recognize(image)
+
+
+def test_a_16_bit_grey_scan_is_read_as_grey_levels_not_a_white_page(tmp_path: Path) -> None:
+    page = np.full((1700, 1200), 60000, dtype=np.uint16)
+    page[200:220, 100:1100] = 3000  # a dark stroke on 16-bit paper
+    path = tmp_path / "scan16.png"
+    Image.fromarray(page).save(path)
+    assert Image.open(path).mode.startswith("I")
+    engine = _Seen()
+    DocumentExtractor(engine=engine, orientation="off").extract(path)
+    seen = np.asarray(engine.images[0].convert("L"))
+    assert seen.shape == (1700, 1200) and seen[205:215, 200:1000].max() < 10 and seen[400:, :].min() > 245
+
+
+def test_a_fax_in_standard_mode_is_squared_and_a_fine_one_left_alone(tmp_path: Path) -> None:
+    page = Image.new("1", (1700, 1100), 1)  # 200 x 100 dpi: half as many rows as a square-pixel page
+    page.paste(0, (100, 200, 1600, 210))
+    standard = tmp_path / "standard.tif"
+    page.save(standard, compression="group4", dpi=(200, 100))
+    engine = _Seen()
+    DocumentExtractor(engine=engine, orientation="off").extract(standard)
+    assert engine.images[0].size == (1700, 2200)  # rows doubled: letters of their real height
+    stroke = np.asarray(engine.images[0].convert("L"))[395:425, 800]
+    assert stroke.min() < 30 and 10 <= (stroke < 128).sum() <= 30  # 10 rows then, about 20 now
+    fine = tmp_path / "fine.tif"
+    page.save(fine, compression="group4", dpi=(200, 200))
+    engine = _Seen()
+    DocumentExtractor(engine=engine, orientation="off").extract(fine)
+    assert engine.images[0].size == (1700, 1100)
+    assert np.array_equal(np.asarray(engine.images[0].convert("L")), np.asarray(page.convert("L")))

@@ -478,7 +478,8 @@ def _image_frames(path: Path) -> Iterator[Image.Image]:
         with Image.open(path) as image:
             for frame in ImageSequence.Iterator(image):
                 frame.load()
-                yield _on_white(ImageOps.exif_transpose(frame))  # a phone photo's EXIF orientation
+                page = _on_white(ImageOps.exif_transpose(frame))  # a phone photo's EXIF orientation applied
+                yield _square_pixels(_eight_bit(page), frame.info.get("dpi"))  # 16-bit grey; a fax's pixels
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         cause = str(error) or type(error).__name__
         raise DocumentReadError(path, f"cannot read image ({cause})") from None
@@ -491,6 +492,38 @@ def _on_white(image: Image.Image) -> Image.Image:
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(paper, rgba).convert("RGB")
     return image.copy()
+
+
+#: Horizontal and vertical resolutions further apart than this (fax "standard" mode: 204 x 98 dpi) are squared.
+_MAX_DPI_RATIO = 1.2
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A grey image of more than 8 bits (16-bit PNG or TIFF scans, 32-bit integer or float) as 8-bit grey,
+    stretched over its own range (PIL's plain conversion clips 16-bit values and leaves a white page)."""
+    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return Image.new("L", image.size, 255 if high > 0 else 0)
+    return Image.fromarray(np.round((values - low) * (255.0 / (high - low))).astype(np.uint8), mode="L")
+
+
+def _square_pixels(image: Image.Image, dpi: object) -> Image.Image:
+    """``image`` resampled to square pixels when its file says the two axes were scanned at different
+    resolutions (a fax in standard mode is half as fine vertically: its text is squashed to half height)."""
+    if not (isinstance(dpi, tuple) and len(dpi) == 2):
+        return image
+    try:
+        x_dpi, y_dpi = float(dpi[0]), float(dpi[1])
+    except (TypeError, ValueError):
+        return image
+    if x_dpi <= 0 or y_dpi <= 0 or max(x_dpi, y_dpi) / min(x_dpi, y_dpi) <= _MAX_DPI_RATIO:
+        return image
+    finest = max(x_dpi, y_dpi)
+    size = (round(image.width * finest / x_dpi), round(image.height * finest / y_dpi))
+    return image.convert("L").resize(size, Image.Resampling.LANCZOS)
 
 
 def _pdfium_cause(error: Exception) -> str:
