@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from spine_lib.datasets.phenikaa.reports import read_report
+from spine_lib.errors import ConfigError
 from spine_lib.ocr import DocumentExtractor
 from spine_lib.ocr.noise import ISOLATED_CONTRAST, NOISY_SHARE, isolated_pixel_share, remove_noise
 from spine_lib.synthetic.reports import ReportTruth, write_report_set
@@ -105,3 +106,16 @@ def test_a_report_faxed_at_70_dpi_is_read_enlarged(noisy_reports: list[tuple[Pat
     assert " ".join((fields.patient_name or "").split()).upper() == truth.full_name.upper()
     assert (fields.birthday == truth.birthday) if truth.birthday else (fields.birth_year == truth.birth_year)
     assert extractor.extract(path, region=(0.0, 0.45)).corrections[0].scale > 2.5
+
+
+def test_a_page_that_takes_too_long_is_given_up_and_the_report_rejected_with_the_reason(
+        noisy_reports: list[tuple[Path, ReportTruth]]) -> None:
+    from spine_lib.ocr import TesseractEngine
+
+    path, _ = noisy_reports[1]
+    engine = TesseractEngine(timeout_s=0.01)  # no real page reads in 10 ms: the process is stopped
+    fields = read_report(path, DocumentExtractor(engine=engine))
+    assert fields.status == "rejected"
+    assert fields.reason == "unreadable: OCR of a page took longer than 0.01 s (stopped)"
+    with pytest.raises(ConfigError, match="timeout_s must be > 0"):
+        TesseractEngine(timeout_s=0)

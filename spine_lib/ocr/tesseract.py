@@ -17,10 +17,12 @@ import pytesseract
 from PIL import Image
 
 from spine_lib.errors import ConfigError
-from spine_lib.ocr.base import OCRUnavailableError, TextLine, reading_order
+from spine_lib.ocr.base import DocumentReadError, OCRUnavailableError, TextLine, reading_order
 
 __all__ = ["TesseractEngine"]
 
+#: Seconds one page may take (a clean A4 page: ~1 s; a pathological one could take minutes).
+PAGE_TIMEOUT_S = 120.0
 _ENV_LOCK = threading.Lock()  # OMP_THREAD_LIMIT is process-wide: one Tesseract call sets it at a time
 
 
@@ -49,12 +51,16 @@ class TesseractEngine:
 
     ``lang`` is a Tesseract language (``"vie"``, or ``"vie+eng"``), ``psm`` the page segmentation mode
     (6: one uniform block of text, right for a report's lines), ``threads`` the OpenMP threads each Tesseract
-    process may use. Construction fails with OCRUnavailableError when the binary or a language is missing.
+    process may use, ``timeout_s`` how long one page may take before its Tesseract process is stopped and the
+    page given up (DocumentReadError: the report becomes a reject with that reason, the batch goes on). Construction
+    fails with OCRUnavailableError when the binary or a language is missing.
     """
 
-    def __init__(self, lang: str = "vie", psm: int = 6, threads: int = 1) -> None:
+    def __init__(self, lang: str = "vie", psm: int = 6, threads: int = 1, timeout_s: float = PAGE_TIMEOUT_S) -> None:
         if threads < 1:
             raise ConfigError("TesseractEngine", f"threads must be >= 1, got {threads}")
+        if not timeout_s > 0:
+            raise ConfigError("TesseractEngine", f"timeout_s must be > 0, got {timeout_s}")
         langs = [part for part in lang.split("+") if part]
         packages = " ".join(["tesseract-ocr", *(_debian_package(part) for part in langs)])
         try:
@@ -76,6 +82,7 @@ class TesseractEngine:
         self.lang = lang
         self.psm = psm
         self.threads = threads
+        self.timeout_s = timeout_s
         self.version = str(version)
         self.name = f"tesseract-{self.version}-{lang}"
 
@@ -85,10 +92,17 @@ class TesseractEngine:
     def recognize(self, image: Image.Image) -> list[TextLine]:
         """The lines of ``image`` in reading order; a blank image gives ``[]``."""
         gray = image.convert("L")
-        with _omp_thread_limit(self.threads):
-            data: dict[str, list[Any]] = pytesseract.image_to_data(
-                gray, lang=self.lang, config=f"--psm {self.psm}", output_type=pytesseract.Output.DICT
-            )
+        try:
+            with _omp_thread_limit(self.threads):
+                data: dict[str, list[Any]] = pytesseract.image_to_data(
+                    gray, lang=self.lang, config=f"--psm {self.psm}", output_type=pytesseract.Output.DICT,
+                    timeout=self.timeout_s,  # pyright: ignore[reportArgumentType]  # typed int; seconds, any float
+                )
+        except RuntimeError as error:  # pytesseract stops the process and says "Tesseract process timeout"
+            if "timeout" not in str(error).lower():
+                raise
+            raise DocumentReadError("tesseract", f"OCR of a page took longer than {self.timeout_s:g} s "
+                                                 "(stopped)") from None
         return _lines_from_data(data)
 
 
