@@ -784,3 +784,17 @@ def test_a_fax_in_standard_mode_is_squared_and_a_fine_one_left_alone(tmp_path: P
     DocumentExtractor(engine=engine, orientation="off").extract(fine)
     assert engine.images[0].size == (1700, 1100)
     assert np.array_equal(np.asarray(engine.images[0].convert("L")), np.asarray(page.convert("L")))
+
+
+def test_a_colour_scan_of_two_resolutions_keeps_its_colour_until_the_stamp_is_removed(tmp_path: Path) -> None:
+    page = Image.new("RGB", (1400, 1000), (250, 250, 250))
+    page.paste((210, 30, 40), (300, 300, 700, 500))  # a red stamp
+    page.paste((10, 10, 10), (100, 100, 1300, 110))  # print
+    path = tmp_path / "colour.png"
+    page.save(path, dpi=(200, 100))
+    engine = _Seen()
+    DocumentExtractor(engine=engine, orientation="off").extract(path)
+    seen = np.asarray(engine.images[0].convert("L"))
+    assert seen.shape == (2000, 1400)
+    assert seen[700:900, 350:650].min() > 200  # the stamp turned to paper (it was still red when removed)
+    assert seen[205:215, 200:1200].max() < 80  # the print stays

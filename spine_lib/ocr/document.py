@@ -9,9 +9,9 @@ the whole page.
 Before OCR every page is cleaned and set upright: red and blue ink (stamps, signatures) is turned to paper
 (:mod:`spine_lib.ocr.ink`), a speckled or grainy page is smoothed (:mod:`spine_lib.ocr.noise`), a
 low-resolution one enlarged (:mod:`spine_lib.ocr.resolution`), a JPEG's EXIF orientation is applied, and the
-page is turned a quarter, half or three quarters and levelled as its ink says (:mod:`spine_lib.ocr.orientation`). That guess costs a few
-milliseconds; when the page then reads with good confidence it is kept, so an upright page pays nothing
-more. A page that reads badly gets a second opinion (Tesseract's orientation detection where its ``osd``
+page is turned a quarter, half or three quarters and levelled as its ink says (:mod:`spine_lib.ocr.orientation`).
+That guess costs a few milliseconds; when the page then reads with good confidence it is kept, so an upright
+page pays nothing more. A page that reads badly gets a second opinion (Tesseract's orientation detection where its ``osd``
 data is installed, else OCR of the candidate turns) and is read again if that disagrees. The turn found for
 a page is remembered, so reading another band of the same file does not decide it again. Boxes are in the
 pixel coordinates of the page as read: upright and levelled, at the page's own resolution
@@ -289,8 +289,7 @@ class DocumentExtractor:
             image, scale = enlarge_small_page(image)
         lines, correction = self._ocr_clean_page(image, page, region, key, ink, start)
         if scale != 1.0:  # boxes on the page at its own resolution
-            lines = [dataclasses.replace(line, box=tuple(round(v / scale) for v in line.box))  # type: ignore[arg-type]
-                     for line in lines]
+            lines = [dataclasses.replace(line, box=_unscaled(line.box, scale)) for line in lines]
         return lines, dataclasses.replace(correction, noise=noise, scale=scale)
 
     def _ocr_clean_page(
@@ -462,6 +461,12 @@ def _shift(box: tuple[int, int, int, int], dy: int) -> tuple[int, int, int, int]
     return box if box == NO_BOX else (box[0], box[1] + dy, box[2], box[3] + dy)
 
 
+def _unscaled(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+    """A box read on a page enlarged by ``scale``, on the page itself."""
+    x0, y0, x1, y1 = box
+    return round(x0 / scale), round(y0 / scale), round(x1 / scale), round(y1 / scale)
+
+
 def _check_region(region: Region) -> None:
     if region is None or region == LAST_LINE:
         return
@@ -523,7 +528,9 @@ def _square_pixels(image: Image.Image, dpi: object) -> Image.Image:
         return image
     finest = max(x_dpi, y_dpi)
     size = (round(image.width * finest / x_dpi), round(image.height * finest / y_dpi))
-    return image.convert("L").resize(size, Image.Resampling.LANCZOS)
+    if image.mode in ("1", "P"):  # PIL resizes these by the nearest pixel only; colour ink stays for its removal
+        image = image.convert("L")
+    return image.resize(size, Image.Resampling.LANCZOS)
 
 
 def _pdfium_cause(error: Exception) -> str:

@@ -577,11 +577,12 @@ class Appearance:
 
     ``gains`` multiply a tissue's (T1, T2, STIR) signal, so the contrast between bone, disc, canal and soft tissue
     is not the same in every study; ``smooth_canal`` draws the canal as one tube along the posterior walls of
-    the bodies and discs (else block by block, a step at every disc); ``cortex_mm`` is the low-signal rim of a vertebral body; ``nucleus_share`` the
-    nucleus' depth as a share of its disc's; in the canal, ``epidural_fat_mm`` of fat along its posterior wall,
-    the cord down to L1 (``cord``: its share of the canal's depth) and below it the cauda equina's roots as dark
-    strands (``roots``: how much of the lower canal they fill). :data:`PLAIN` draws what the phantom draws without
-    one (SPIDER and Phenikaa); labels never change.
+    the bodies and discs (else block by block, a step at every disc); ``cortex_mm`` is the low-signal rim of a
+    vertebral body; ``nucleus_share`` the nucleus' depth as a share of its disc's; in the canal,
+    ``epidural_fat_mm`` of fat along its posterior wall, the cord down to L1 (``cord``: its share of the canal's
+    depth) and below it the cauda equina's roots as dark strands (``roots``: how much of the lower canal they
+    fill). :data:`PLAIN` draws what the phantom draws without one (SPIDER and Phenikaa). Only the smooth canal
+    changes labels (the canal's voxels); the rest changes signal alone.
     """
 
     gains: dict[str, Signal]
@@ -607,12 +608,14 @@ PLAIN = Appearance(gains={})
 
 def draw_appearance(rng: np.random.Generator) -> Appearance:
     """A subject's :class:`Appearance`: every tissue's signal times 0.6-1.65 per contrast (log-uniform), a smooth
-    canal in three quarters of the subjects, a cortex
-    of 0.5-3 mm, a nucleus of 35-80 % of its disc's depth, epidural fat of 0-4 mm, the cord in two thirds and
-    the cauda equina's roots in half of the subjects."""
-    gains = {name: tuple(float(g) for g in np.exp(rng.uniform(-0.5, 0.5, 3))) for name in VARIED_TISSUES}
+    canal in three quarters of the subjects, a cortex of 0.5-3 mm, a nucleus of 35-80 % of its disc's depth,
+    epidural fat of 0-4 mm in 70 %, the cord in two thirds and the cauda equina's roots in half of them."""
+    gains: dict[str, Signal] = {}
+    for name in VARIED_TISSUES:
+        t1, t2, stir = (float(g) for g in np.exp(rng.uniform(-0.5, 0.5, 3)))
+        gains[name] = (t1, t2, stir)
     return Appearance(
-        gains={name: (g[0], g[1], g[2]) for name, g in gains.items()},
+        gains=gains,
         smooth_canal=bool(rng.random() < 0.75),
         cortex_mm=float(rng.uniform(0.5, 3.0)),
         nucleus_share=float(rng.uniform(0.35, 0.8)),
@@ -698,8 +701,8 @@ def paint_smooth_canal(canvas: Canvas, anatomy: SpineAnatomy, appearance: Appear
 def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTexture | None = None,
                  appearance: Appearance = PLAIN) -> Rendered:
     """Render labels and T1/T2/STIR signal on the voxel grid of ``image`` (any orientation); with ``texture``,
-    the soft tissue and marrow carry it, with ``appearance`` the tissues look as it says (the labels are the
-    same either way)."""
+    the soft tissue and marrow carry it (the labels are the same either way), with ``appearance`` the tissues
+    look as it says."""
     canvas = Canvas(image, appearance.signals())
     scale = anatomy.scale
     l3 = anatomy.vertebrae["L3"]
@@ -713,9 +716,11 @@ def render_image(anatomy: SpineAnatomy, image: sitk.Image, texture: SoftTissueTe
     every.paint(body & (s_body >= back_of_spine + 55), "fat")
 
     # Spinal canal (midline) and foramina (parasagittal), behind every body and disc.
-    blocks = [] if appearance.smooth_canal else [*anatomy.vertebrae.values(), *anatomy.discs.values()]
     if appearance.smooth_canal:
         paint_smooth_canal(canvas, anatomy, appearance)
+        blocks = []
+    else:
+        blocks = [*anatomy.vertebrae.values(), *anatomy.discs.values()]
     for block in blocks:
         reach_up = 400.0 if block.name == anatomy.top_vertebra else block.half_height + 3.0
         low = -(block.half_height + 3.0) if block.name != "S1" else block.half_height - 25.0

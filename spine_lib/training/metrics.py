@@ -274,7 +274,8 @@ class MTLClassificationMetrics(BaseMetrics):
     when given, else of the evaluated targets; ties go to the lower class). ``mean_balanced_accuracy`` averages
     the balanced accuracy of every head and output (``baseline_mean_balanced_accuracy`` the baseline's),
     ``h/classes_present`` counts the classes the evaluated targets hold (with one, no score can beat the baseline:
-    the head is not assessable on that split), and ``count`` is N. Per level: each multiclass head's accuracy, each binary output's balanced accuracy, count.
+    the head is not assessable on that split), and ``count`` is N. Per level: each multiclass head's accuracy,
+    each binary output's balanced accuracy, count.
     """
 
     #: Multiclass heads whose classes are ordered grades: they also get the quadratic-weighted kappa and within-one.
