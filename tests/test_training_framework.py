@@ -32,7 +32,7 @@ from spine_lib.training.registry import (
     TrainerRegistry,
     register_model,
 )
-from spine_lib.training.trainer import room_for_another_epoch
+from spine_lib.training.trainer import epochs_within, room_for_another_epoch
 from spine_lib.training.trainers.localization import LocalizationTrainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -356,6 +356,32 @@ def test_time_limit_lets_no_epoch_end_past_it() -> None:
     assert room_for_another_epoch(40.0, 2, 60.0)  # 20 s per epoch: the third ends at 60 s
     assert not room_for_another_epoch(41.0, 2, 60.0)  # ... at 61.5 s
     assert not room_for_another_epoch(70.0, 1, 60.0)
+
+
+def test_a_time_limited_cosine_schedule_spans_the_epochs_that_fit(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """10 s an epoch (a clock the epochs advance) under a 1-minute limit: 6 of the 50 epochs run, and the cosine
+    decays over those 6, not over 50 (where the run would stop at ~95 % of the peak rate)."""
+    import types
+
+    from spine_lib.training import trainer as trainer_module
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    trainer = _trainer(tmp_path, num_epochs=50, max_train_minutes=1.0, min_lr=1e-6, early_stopping=False)
+    plain_epoch = trainer.train_epoch
+
+    def ten_seconds(epoch: int) -> tuple[float, int]:
+        clock[0] += 10.0
+        return plain_epoch(epoch)
+
+    monkeypatch.setattr(trainer, "train_epoch", ten_seconds)
+    result = trainer.train()
+    assert result.epochs_run == 6 and trainer.schedule_epochs == 6
+    expected = [1e-6 + (1e-3 - 1e-6) * 0.5 * (1 + math.cos(math.pi * e / 6)) for e in range(6)]
+    np.testing.assert_allclose(trainer.history["lr"], expected, rtol=1e-6)
+    assert epochs_within(0.0, 0, 60.0, num_epochs=50) == 50  # nothing measured yet: the configured epochs
+    assert epochs_within(70.0, 1, 60.0, num_epochs=50) == 1  # an epoch longer than the limit: the one done
 
 
 @pytest.mark.parametrize("kind", ["cosine", "step", "plateau", "none"])

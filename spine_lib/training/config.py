@@ -126,7 +126,8 @@ class TrainingConfig(BaseConfig):
     min_delta: Annotated[float, tyro.conf.arg(help="Smallest change that counts as an improvement.")] = 0.0
     max_train_minutes: Annotated[
         float | None,
-        tyro.conf.arg(help="Training time limit: no epoch starts that would end past it at the mean epoch time."),
+        tyro.conf.arg(help="Training time limit: no epoch starts that would end past it at the mean epoch time; "
+                      "the cosine schedule spans the epochs that fit."),
     ] = None
     save_every: Annotated[int, tyro.conf.arg(help="Write checkpoint_epoch_N.pt every N epochs (0: never).")] = Field(
         default=0, ge=0

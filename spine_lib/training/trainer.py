@@ -101,6 +101,21 @@ def room_for_another_epoch(elapsed_s: float, epochs_done: int, limit_s: float) -
     return epochs_done <= 0 or elapsed_s + elapsed_s / epochs_done <= limit_s
 
 
+def epochs_within(elapsed_s: float, epochs_done: int, limit_s: float, num_epochs: int) -> int:
+    """How many epochs a run will have done when it stops: ``num_epochs``, or fewer where ``limit_s`` ends it
+    first at the mean time of the ``epochs_done`` so far (what :func:`room_for_another_epoch` lets run).
+
+    Example:
+        >>> epochs_within(40.0, 2, 300.0, num_epochs=60)  # 20 s an epoch: 15 fit in 300 s
+        15
+        >>> epochs_within(40.0, 2, 300.0, num_epochs=10)
+        10
+    """
+    if epochs_done <= 0 or elapsed_s <= 0:
+        return num_epochs
+    return max(epochs_done, min(num_epochs, math.floor(limit_s / (elapsed_s / epochs_done))))
+
+
 C = TypeVar("C", bound=TrainingConfig)
 M = TypeVar("M", bound=BaseModel)
 D = TypeVar("D", bound=Dataset)
@@ -163,6 +178,9 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         self.val_loader = self._loader(self.val_dataset, shuffle=False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.learning_rate,
                                            weight_decay=self.config.weight_decay)
+        #: epochs the cosine schedule spans: ``num_epochs``, or those that fit in ``max_train_minutes`` (estimated
+        #: after every epoch), so that a time-limited run still ends at the schedule's low learning rate
+        self.schedule_epochs = self.config.num_epochs
         self.scheduler = self._make_scheduler()
         self.model, self.optimizer, self.train_loader, self.val_loader = self.accelerator.prepare(
             self.model, self.optimizer, self.train_loader, self.val_loader
@@ -318,13 +336,13 @@ class BaseTrainer(ABC, Generic[C, M, D]):
     def _make_scheduler(self) -> Any:
         config = self.config
         if config.scheduler_type == "cosine":
-            warmup, total = config.warmup_epochs, config.num_epochs
+            warmup = config.warmup_epochs
             floor = config.min_lr / config.learning_rate
 
             def factor(epoch: int) -> float:
                 if epoch < warmup:
                     return (epoch + 1) / (warmup + 1)
-                progress = (epoch - warmup) / max(1, total - warmup)
+                progress = (epoch - warmup) / max(1, self.schedule_epochs - warmup)
                 return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
             return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
@@ -454,6 +472,13 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             score = self.get_metric_for_checkpoint(val_loss, metrics)
             if math.isnan(score):  # no validation data: judge by the training loss
                 score = train_loss
+            if config.max_train_minutes is not None:
+                fit = self._start_epoch + epochs_within(time.perf_counter() - start, epoch + 1 - self._start_epoch,
+                                                        60 * config.max_train_minutes, config.num_epochs - self._start_epoch)
+                if fit != self.schedule_epochs:
+                    logger.info("the learning-rate schedule now spans {} epochs (those that fit in {} min)", fit,
+                                config.max_train_minutes)
+                self.schedule_epochs = fit
             self._step_scheduler(score)
             self._record(epoch, train_loss, val_loss, lr, metrics)
             self.on_epoch_end(epoch, train_loss, val_loss, metrics)
