@@ -1,7 +1,8 @@
 """Grading quality on synthetic held-out patients after a time-boxed CPU (or GPU) training.
 
 Run: ``uv run python bench/classification_quality.py --root /tmp/grading/data --spider 64 [--minutes 15]
-[--backbone resnet50] [--output-size 128] [--epochs 60]``.
+[--backbone resnet50] [--output-size 128] [--epochs 60] [--class-balance weights|sampler|none]
+[--head-weight spondylolisthesis=2]``.
 
 Makes (or reuses) a synthetic root of SPIDER patients, cuts their crops at the masks' disc points, trains the
 multi-task classifier with patients split into train / validation / test (never one patient in two), and prints
@@ -77,6 +78,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--class-balance", choices=("weights", "sampler", "none"), default="weights",
+                        help="rare grades weigh more in the loss, are drawn more often, or neither")
+    parser.add_argument("--head-weight", action="append", default=[], metavar="HEAD=WEIGHT",
+                        help="loss weight of a head (repeatable), e.g. spondylolisthesis=2")
     args = parser.parse_args()
 
     layout = DataLayout(root=args.root, weights=args.root.parent / "weights")
@@ -93,7 +98,8 @@ def main() -> None:
         layout, backbone=args.backbone, output_size=(args.output_size, args.output_size), batch_size=args.batch_size,
         num_epochs=args.epochs, learning_rate=args.learning_rate, max_train_minutes=args.minutes, val_fraction=0.15,
         test_fraction=0.2, early_stopping=False, device=args.device, seed=args.seed, run_id=f"bench-{int(time.time())}",
-        visualize_predictions=False, augment=not args.no_augment,
+        visualize_predictions=False, augment=not args.no_augment, class_balance=args.class_balance,
+        head_weights={k: float(v) for k, _, v in (w.partition("=") for w in args.head_weight)} or None,
     )
     trainer = ClassificationTrainer(config)
     result = trainer.train()
@@ -102,6 +108,7 @@ def main() -> None:
     out.update({
         "device": trainer.device_choice.device, "torch_threads": torch.get_num_threads(),
         "backbone": args.backbone, "output_size": args.output_size, "augment": not args.no_augment,
+        "class_balance": args.class_balance, "head_weights": config.head_weights,
         "train_discs": points, "val_discs": len(trainer.val_dataset),  # type: ignore[arg-type]
         "test_discs": int(test.get("count", 0)),
         "train_patients": len({d.patient for d in getattr(trainer.train_dataset, "discs", [])}) or None,

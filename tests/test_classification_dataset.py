@@ -232,6 +232,23 @@ def test_class_counts_count_discs_by_hand(tmp_path: Path) -> None:
     assert counts["up_endplate"] == [2, 2] and counts["low_endplate"] == [3, 1]
 
 
+def test_sample_weights_weigh_each_disc_by_its_rarest_label(tmp_path: Path) -> None:
+    table = [  # pfirrmann, modic, herniation, bulging, narrowing, spondylolisthesis, up, low
+        (1, 0, 1, 0, 0, 0, 0, 0),  # narrowing 0 is 1 of 4: 4 / (2 * 1) = 2
+        (4, 0, 0, 0, 1, 0, 1, 0),  # nothing rare: herniation and up endplate are balanced, 1
+        (4, 2, 0, 0, 1, 0, 0, 0),  # modic 2 is 1 of 4 among 3 types seen: 4 / 3
+        (5, 3, 1, 1, 1, 1, 1, 1),  # bulging, spondylolisthesis, low endplate positive: 4 / (2 * 1) = 2
+    ]
+    names = ("pfirrmann_grade", "modic", "disc_herniation", "disc_bulging", "disc_narrowing", "spondylolisthesis",
+             "up_endplate", "low_endplate")
+    discs = [Disc("spider", str(n), "L4/L5", {T2: flat(80)}, dict(zip(names, row, strict=True)))
+             for n, row in enumerate(table)]
+    ds = ClassificationDataset(write_crops(tmp_path / "crops", discs), split="all", output_size=(CROP, CROP))
+    assert [d.patient[1] for d in ds.discs] == ["0", "1", "2", "3"]
+    assert ds.sample_weights() == pytest.approx([2.0, 1.0, 4 / 3, 2.0])
+    assert ds.sample_weights(cap=1.5) == pytest.approx([1.5, 1.0, 4 / 3, 1.5])
+
+
 @pytest.fixture(scope="module")
 def landmarks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Disc 0: one landmark at (22, 40) in both crops, dark on T1, bright on T2; disc 1: identical crops; disc 2:

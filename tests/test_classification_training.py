@@ -121,6 +121,24 @@ def test_class_weights_follow_the_training_split(crops: DataLayout) -> None:
     assert len(seen) >= 3
 
 
+def test_the_sampler_draws_rare_positives_more_often_and_leaves_the_loss_unweighted(crops: DataLayout) -> None:
+    config = ClassificationConfig.for_layout(crops, run_id="sampler", num_epochs=1, class_balance="sampler",
+                                             **QUICK)
+    trainer = ClassificationTrainer(config)
+    assert trainer._class_weights is None and trainer._pos_weights is None  # type: ignore[attr-defined]
+    dataset: Any = trainer.train_dataset
+    positive = [bool(d.targets["spondylolisthesis"][0]) for d in dataset.discs]
+    weights = np.array(dataset.sample_weights(10.0))
+    expected = weights[positive].sum() / weights.sum()
+    assert sum(positive) > 0 and expected > 2 * np.mean(positive)  # the draw favours the rare slips
+    drawn = []
+    for epoch in range(8):  # the loader the training epochs use, reseeded per epoch as in training
+        trainer._shuffle.manual_seed(config.seed * 100_003 + epoch)
+        drawn += [bool(t[0]) for batch in trainer.train_loader for t in batch["targets"].spondylolisthesis.tolist()]
+    assert len(drawn) == 8 * (len(dataset) - (len(dataset) % config.batch_size == 1))
+    assert np.mean(drawn) == pytest.approx(expected, abs=0.06)
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "spine_lib.cli", *args], capture_output=True, text=True,
                           check=False)

@@ -306,8 +306,10 @@ class ClassificationConfig(TrainingConfig):
         dict[str, float] | None, tyro.conf.arg(help="Loss weight per head (default 1 each).")
     ] = None
     class_balance: Annotated[
-        Literal["weights", "none"],
-        tyro.conf.arg(help="weights: rare classes weigh more in each head's loss (inverse frequency); none."),
+        Literal["weights", "sampler", "none"],
+        tyro.conf.arg(help="weights: rare classes weigh more in each head's loss (inverse frequency); sampler: "
+                           "discs of a rare class are drawn more often (with replacement, each disc by its rarest "
+                           "label), the loss unweighted; none."),
     ] = "weights"
     augment: Annotated[bool, tyro.conf.arg(help="Augment training crops (small pose and intensity changes).")] = True
     tune_thresholds: Annotated[

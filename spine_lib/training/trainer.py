@@ -23,7 +23,7 @@ import torch
 import yaml
 from loguru import logger
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from spine_lib.core.phi import redact
 from spine_lib.errors import ConfigError
@@ -323,8 +323,13 @@ class BaseTrainer(ABC, Generic[C, M, D]):
         return Accelerator(cpu=not choice.is_cuda,
                            mixed_precision="fp16" if choice.is_cuda and choice.mixed_precision else "no")
 
+    def train_sampler(self, dataset: Dataset) -> Sampler[int]:
+        """The order of the training items in an epoch: a shuffle drawn from the trainer's generator (reseeded
+        each epoch). A task may draw some items more often (overridden by tasks)."""
+        return RandomSampler(dataset, generator=self._shuffle)  # type: ignore[arg-type]
+
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        sampler = RandomSampler(dataset, generator=self._shuffle) if shuffle else None  # type: ignore[arg-type]
+        sampler = self.train_sampler(dataset) if shuffle else None
         size = len(dataset)  # type: ignore[arg-type]
         # a training batch of one item breaks batch normalization: such a last batch waits for the next epoch
         lone_last = shuffle and size > 1 and size % self.config.batch_size == 1

@@ -312,17 +312,37 @@ class ClassificationDataset(Dataset[dict[str, Any]]):
         ``[negatives, positives]``. Columns in :data:`spine_lib.training.grading.LABELS` order."""
         counts: dict[str, list[int]] = {}
         for head in GRADING_HEADS:
-            values = [d.targets[head.name] for d in self.discs]
-            if head.kind == "multiclass":
-                column = [0] * head.classes
-                for value in values:
-                    column[value if isinstance(value, int) else int(value[0])] += 1
-                counts[head.columns[0]] = column
-            else:
-                for k, name in enumerate(head.columns):
-                    positives = sum(int(v[k]) if isinstance(v, list) else int(v) for v in values)
-                    counts[name] = [len(values) - positives, positives]
+            classes = head.classes if head.kind == "multiclass" else 2
+            for name in head.columns[:1] if head.kind == "multiclass" else head.columns:
+                values = self._column_values(name)
+                counts[name] = [values.count(k) for k in range(classes)]
         return counts
+
+    def sample_weights(self, cap: float = 10.0) -> list[float]:
+        """A drawing weight per disc, in item order, for a sampler that balances the rare grades: each disc weighs
+        as its rarest label, where a class seen ``n`` times among ``N`` discs in a column of ``K`` classes seen
+        weighs ``N / (K n)`` (1 for a balanced column), capped at ``cap``.
+
+        Example: a binary column with 8 negatives and 2 positives gives weights 10/16 and 10/4 = 2.5; a disc
+        carrying that positive is drawn 4x as often as one without it (unless another label of it is rarer)."""
+        weights = [0.0] * len(self.discs)
+        for column, counts in self.class_counts().items():
+            seen = sum(1 for c in counts if c > 0)
+            total = sum(counts)
+            for i, value in enumerate(self._column_values(column)):
+                weights[i] = max(weights[i], min(cap, total / (seen * counts[value])))
+        return weights
+
+    def _column_values(self, column: str) -> list[int]:
+        """Each disc's class index in an annotation column (see :meth:`class_counts`)."""
+        for head in GRADING_HEADS:
+            if column in head.columns:
+                k = head.columns.index(column)
+                values = [d.targets[head.name] for d in self.discs]
+                if head.kind == "multiclass":
+                    return [v if isinstance(v, int) else int(v[0]) for v in values]
+                return [int(v[k]) if isinstance(v, list) else int(v) for v in values]
+        raise KeyError(column)
 
     def __repr__(self) -> str:
         return (f"ClassificationDataset({self.data_path}, split={self.split!r}, discs={len(self)}, "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from loguru import logger
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from spine_lib.errors import ConfigError, InputPathError
 from spine_lib.formats.classification import ANNOTATIONS_FILE
@@ -135,7 +135,7 @@ class ClassificationTrainer(BaseTrainer[ClassificationConfig, Any, Dataset]):
 
     def balance(self, train: Any) -> tuple[dict[str, torch.Tensor] | None, dict[str, torch.Tensor] | None]:
         """Per-head class weights (multiclass) and positive weights (binary) from the training split's counts."""
-        if self.config.class_balance == "none":
+        if self.config.class_balance != "weights":
             return None, None
         counts = train.class_counts()
         class_weights: dict[str, torch.Tensor] = {}
@@ -150,6 +150,15 @@ class ClassificationTrainer(BaseTrainer[ClassificationConfig, Any, Dataset]):
                     ratios.append(min(MAX_CLASS_WEIGHT, negatives / positives) if positives else 1.0)
                 pos_weights[head.name] = torch.tensor(ratios)
         return class_weights, pos_weights
+
+    def train_sampler(self, dataset: Dataset) -> Sampler[int]:
+        """``class_balance="sampler"``: discs drawn with replacement by :meth:`ClassificationDataset.sample_weights`
+        (as many draws per epoch as discs); otherwise the plain shuffle."""
+        weights = getattr(dataset, "sample_weights", None)
+        if self.config.class_balance != "sampler" or weights is None:
+            return super().train_sampler(dataset)
+        return WeightedRandomSampler(weights(MAX_CLASS_WEIGHT), num_samples=len(dataset),  # type: ignore[arg-type]
+                                     replacement=True, generator=self._shuffle)
 
     def collate_fn(self) -> Any:
         from spine_lib.training.datasets.classification import ClassificationCollator
