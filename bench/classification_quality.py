@@ -83,6 +83,15 @@ def main() -> None:
     parser.add_argument("--head-weight", action="append", default=[], metavar="HEAD=WEIGHT",
                         help="loss weight of a head (repeatable), e.g. spondylolisthesis=2")
     args = parser.parse_args()
+    head_weights: dict[str, float] = {}
+    for item in args.head_weight:
+        head, _, weight = item.partition("=")
+        try:
+            head_weights[head] = float(weight)
+        except ValueError:
+            parser.error(f"--head-weight {item!r}: expected HEAD=WEIGHT, e.g. spondylolisthesis=2")
+        if head not in {h.name for h in GRADING_HEADS}:
+            parser.error(f"--head-weight {item!r}: no head {head!r} (heads: {', '.join(h.name for h in GRADING_HEADS)})")
 
     layout = DataLayout(root=args.root, weights=args.root.parent / "weights")
     out: dict[str, Any] = {}
@@ -99,7 +108,7 @@ def main() -> None:
         num_epochs=args.epochs, learning_rate=args.learning_rate, max_train_minutes=args.minutes, val_fraction=0.15,
         test_fraction=0.2, early_stopping=False, device=args.device, seed=args.seed, run_id=f"bench-{int(time.time())}",
         visualize_predictions=False, augment=not args.no_augment, class_balance=args.class_balance,
-        head_weights={k: float(v) for k, _, v in (w.partition("=") for w in args.head_weight)} or None,
+        head_weights=head_weights or None,
     )
     trainer = ClassificationTrainer(config)
     result = trainer.train()
