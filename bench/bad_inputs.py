@@ -232,13 +232,6 @@ def run_corpus(work: Path) -> list[StageResult]:
     models = StageResult("synth, training, crops, test", len(by_stage["test"]))
     models.runs.append(spine_vision("synth", "--out", str(work / "synth"), "--patients", "1", "--size", "64",
                                     "--slices", "8", cwd=work, stage="synth"))
-    models.runs.append(spine_vision(
-        "train", "segmentation", "--data-path", str(data / "processed/SPIDER/Dataset501_Spider"),
-        "--preprocessed-path", str(work / "nnUNet_preprocessed"), "--results-path", str(work / "weights/segmentation"),
-        "--configuration", "2d", "--fold", "0", "--trainer", "nnUNetTrainerShort", "--epochs", "1",
-        "--iterations-per-epoch", "2", "--val-iterations-per-epoch", "1", "--max-features", "8", "--batch-size", "2",
-        "--preprocess-workers", "1", "--augmentation-workers", "0", "--no-verify-dataset-integrity",
-        "--no-validation-mirroring", "--device", "cpu", cwd=work, stage="train_segmentation"))
     common = ("--device", "cpu", "--num-epochs", "1", "--batch-size", "8", "--weights-path", str(work / "weights"),
               "--no-visualize-predictions")
     models.runs.append(spine_vision("train", "localization", "--data-path", str(data / "processed/ivd_coords"),
@@ -300,7 +293,7 @@ def run_corpus(work: Path) -> list[StageResult]:
         "nnunet conversion": [scan_tree(data / "processed/SPIDER", forms)],
         "localization dataset": [scan_tree(data / "processed/ivd_coords", forms)],
         "synth, training, crops, test": [scan_tree(data / "processed/classification", forms),
-                                         scan_tree(work / "weights", forms), scan_tree(work / "nnUNet_preprocessed", forms)]
+                                         scan_tree(work / "weights", forms)]
                                         + [find_phi(p.read_text(errors="ignore"), forms, p.name)
                                            for p in work.glob("test_*.csv")],
         "every asset (demo on the corpus)": [scan_tree(home / "data", forms, skip=PHI_ZONE),
@@ -322,7 +315,7 @@ _LOG_STAGES = {
     "reports + phenikaa export": ("phenikaa",),
     "nnunet conversion": ("nnunet",),
     "localization dataset": ("localization",),
-    "synth, training, crops, test": ("synth", "train_segmentation", "train_localization", "crops",
+    "synth, training, crops, test": ("synth", "train_localization", "crops",
                                      "train_classification", "test_localization", "test_mtl_classification"),
     "every asset (demo on the corpus)": ("demo", "visualize"),
 }
