@@ -29,6 +29,7 @@ from spine_lib.synthetic.config import SynthConfig
 from spine_lib.synthetic.generate import make_synthetic_root
 from spine_lib.training.config import ClassificationConfig
 from spine_lib.training.grading import GRADING_HEADS
+from spine_lib.training.metrics import auroc, macro_f1
 from spine_lib.training.trainers.classification import ClassificationTrainer
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "qwk", "within_one")
@@ -61,6 +62,35 @@ def per_head(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
                 values[metric] = round(metrics[f"{name}/{metric}"], 4)
                 values[f"baseline_{metric}"] = round(metrics.get(f"{name}/baseline_{metric}", float("nan")), 4)
         out[name] = values
+    return out
+
+
+def binary_by_level(trainer: ClassificationTrainer, column: str) -> dict[str, dict[str, float]]:
+    """One binary output on the test split, per level: positives, negatives, AUROC and macro-F1 at the model's
+    (tuned) decision threshold; where the head's errors sit (spondylolisthesis: L4/L5 or L5/S1)."""
+    loader = DataLoader(trainer.make_dataset("test"), batch_size=trainer.config.batch_size,
+                        collate_fn=trainer.collate_fn())
+    _, _, outputs = trainer.validate(loader)
+    head = next(h for h in GRADING_HEADS if column in h.columns)
+    index = head.columns.index(column)
+    predictions, targets = outputs["predictions"], outputs["targets"]
+    predictions = predictions.as_dict() if hasattr(predictions, "as_dict") else predictions
+    targets = targets.as_dict() if hasattr(targets, "as_dict") else targets
+    logits = predictions[head.name].float().cpu().numpy().reshape(-1, head.outputs)[:, index]
+    truth = targets[head.name].cpu().numpy().reshape(-1, head.outputs)[:, index].astype(int)
+    threshold = trainer.unwrapped_model.decision_thresholds()[column]
+    levels = outputs["extras"]["level"]
+    out: dict[str, dict[str, float]] = {}
+    for level in sorted(set(levels)):
+        at = [i for i, name in enumerate(levels) if name == level]
+        t, s = truth[at], logits[at]
+        if not t.any():
+            continue
+        out[level] = {"positives": int(t.sum()), "negatives": int((1 - t).sum()),
+                      "auroc": round(auroc(s, t), 4) if t.any() and not t.all() else float("nan"),
+                      "macro_f1": round(macro_f1(t, (s >= threshold).astype(int)), 4),
+                      "missed": int(((s < threshold) & (t == 1)).sum()),
+                      "false_alarms": int(((s >= threshold) & (t == 0)).sum())}
     return out
 
 
@@ -128,6 +158,7 @@ def main() -> None:
         "test_mean_balanced_accuracy": round(test.get("mean_balanced_accuracy", 0.0), 4),
         "test_baseline_mean_balanced_accuracy": round(test.get("baseline_mean_balanced_accuracy", 0.0), 4),
         "test": per_head(test),
+        "spondylolisthesis_by_level": binary_by_level(trainer, "spondylolisthesis"),
     })
     print(json.dumps(out, indent=2))
 

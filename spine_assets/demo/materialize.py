@@ -44,7 +44,9 @@ AFTER_MODELS = tuple(key for kind, keys in STAGES if kind == "data" for key in k
 DATA_VERSION_TAG = "dagster/data_version"
 INPUT_DATA_VERSION_TAG = "dagster/input_data_version/"
 #: quick CPU settings: SPIDER's structures (vertebra, canal, disc) with nnU-Net's short trainer in 2D on a
-#: narrow network, and a small ConvNeXt localizer
+#: narrow network, and a small ConvNeXt localizer; each training also stops at a time limit (its schedule fitted
+#: to the epochs that fit), so that the demo takes minutes on a slow machine too
+DEMO_TRAINING_MINUTES = {"nnunet_model": 1.5, "localization_model": 1.75, "classifier_model": 0.75}
 DEMO_RUN_CONFIG: dict[str, dict[str, object]] = {
     "spider_nnunet_dataset": {"workers": 1, "schema_name": "spider_groups"},
     "nnunet_model": {
@@ -52,10 +54,12 @@ DEMO_RUN_CONFIG: dict[str, dict[str, object]] = {
         "iterations_per_epoch": 15, "val_iterations_per_epoch": 2, "max_features": 16, "batch_size": 4,
         "preprocess_workers": 1, "augmentation_workers": 0, "verify_dataset_integrity": False,
         "validation_mirroring": False, "previews": 1, "min_validation_dice": 0.3,
+        "max_train_minutes": DEMO_TRAINING_MINUTES["nnunet_model"],
     },
-    "localization_model": {"num_epochs": 40, "image_size": [160, 160], "batch_size": 8},
+    "localization_model": {"num_epochs": 40, "image_size": [160, 160], "batch_size": 8,
+                           "max_train_minutes": DEMO_TRAINING_MINUTES["localization_model"]},
     "classifier_model": {"num_epochs": 12, "output_size": [96, 96], "batch_size": 16, "backbone": "resnet18",
-                         "min_pfirrmann_kappa": 0.2},
+                         "min_pfirrmann_kappa": 0.2, "max_train_minutes": DEMO_TRAINING_MINUTES["classifier_model"]},
 }
 #: ``--quick``: what changes in ``DEMO_RUN_CONFIG`` to train each model for a moment only (a smoke test of the
 #: whole graph, as CI wants one; the models' quality checks are then expected to fail)

@@ -72,6 +72,9 @@ class SegmentationTrainConfig(BaseConfig):
     iterations_per_epoch: Annotated[int | None, tyro.conf.arg(help="Training iterations per epoch.")] = None
     val_iterations_per_epoch: Annotated[int | None, tyro.conf.arg(help="Validation iterations per epoch.")] = None
     initial_lr: Annotated[float | None, tyro.conf.arg(help="Initial learning rate (default: the trainer's own).")] = None
+    max_train_minutes: Annotated[float | None, tyro.conf.arg(help=(
+        "Stop training after the epoch that passes this many minutes (the learning-rate schedule is fitted to the "
+        "epochs that fit); validation and export follow as usual."))] = None
     max_features: Annotated[
         int | None, tyro.conf.arg(help="Cap the network's features per stage (a smaller U-Net for CPU runs).")
     ] = None
