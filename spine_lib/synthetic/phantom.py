@@ -318,7 +318,7 @@ def build_anatomy(
             name=name,
             label=vertebra_value(name),
             center=place(c),
-            phi=p - tilt,
+            phi=p + tilt,  # the placement above turns every direction by +tilt: up(p) -> up(p + tilt)
             half_depth=(body_depth / 2) * (1.15 if name == "S1" else sizes.get(name, 1.0)),
             half_height=h / 2,
             half_width=24.0 * scale * sizes.get(name, 1.0),
@@ -330,7 +330,7 @@ def build_anatomy(
             name=level,
             label=disc_value(level),
             center=place(c),
-            phi=p - tilt,
+            phi=p + tilt,  # the placement above turns every direction by +tilt: up(p) -> up(p + tilt)
             half_depth=body_depth / 2 * 0.98 * sizes.get(level, 1.0),
             half_height=h / 2,
             half_width=21.0 * scale * sizes.get(level, 1.0),
