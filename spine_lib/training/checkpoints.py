@@ -4,7 +4,8 @@ A checkpoint is a dict saved with ``torch.save`` holding only tensors and plain 
 ``weights_only=True``:
 
 - ``model_name`` and ``model_kwargs``: the registered model and its constructor arguments (the architecture),
-- ``model_state_dict``, and for resuming ``optimizer_state_dict``, ``scheduler_state_dict``, ``rng_state``,
+- ``model_state_dict``, and for resuming ``optimizer_state_dict``, ``scheduler_state_dict``, ``rng_state`` (not in
+  a best-model checkpoint, which is for inference),
 - ``epoch`` (0-based, completed), ``global_step``, ``best_score``, ``best_epoch``, ``history``, ``run_id``,
   ``config`` (the training config as JSON-able values).
 """

@@ -116,6 +116,9 @@ def epochs_within(elapsed_s: float, epochs_done: int, limit_s: float, num_epochs
     return max(epochs_done, min(num_epochs, math.floor(limit_s / (elapsed_s / epochs_done))))
 
 
+#: checkpoint entries that only resuming a run needs (the best model's checkpoint goes without them)
+RESUME_ONLY = ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state")
+
 C = TypeVar("C", bound=TrainingConfig)
 M = TypeVar("M", bound=BaseModel)
 D = TypeVar("D", bound=Dataset)
@@ -491,7 +494,7 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             if improved:
                 self.best_score, self.best_epoch, self._bad_epochs = score, epoch, 0
                 self.best_validation = (val_loss, metrics, outputs)
-                self._save(self.output_path / BEST_MODEL, epoch)
+                self._save(self.output_path / BEST_MODEL, epoch, resumable=False)
             else:
                 self._bad_epochs += 1
             self._save(self.output_path / LAST_CHECKPOINT, epoch)
@@ -580,8 +583,14 @@ class BaseTrainer(ABC, Generic[C, M, D]):
             "config": json.loads(self.config.model_dump_json()),
         }
 
-    def _save(self, path: Path, epoch: int) -> None:
-        save_checkpoint(self.checkpoint_payload(epoch), path)
+    def _save(self, path: Path, epoch: int, resumable: bool = True) -> None:
+        """Write a checkpoint; ``resumable=False`` (the best model, for inference) leaves out the optimizer,
+        scheduler, scaler and RNG states that only resuming needs (a ResNet50's Adam state is twice its weights)."""
+        payload = self.checkpoint_payload(epoch)
+        if not resumable:
+            for key in RESUME_ONLY:
+                payload.pop(key)
+        save_checkpoint(payload, path)
 
     def _resume(self, payload: dict[str, Any], path: Path) -> None:
         for key in ("optimizer_state_dict", "rng_state", "epoch"):
