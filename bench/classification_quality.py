@@ -87,7 +87,7 @@ def binary_by_level(trainer: ClassificationTrainer, column: str) -> dict[str, di
         if not t.any():
             continue
         out[level] = {"positives": int(t.sum()), "negatives": int((1 - t).sum()),
-                      "auroc": round(auroc(s, t), 4) if t.any() and not t.all() else float("nan"),
+                      "auroc": round(auroc(s, t), 4) if not t.all() else float("nan"),
                       "macro_f1": round(macro_f1(t, (s >= threshold).astype(int)), 4),
                       "missed": int(((s < threshold) & (t == 1)).sum()),
                       "false_alarms": int(((s >= threshold) & (t == 0)).sum())}

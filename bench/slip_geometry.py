@@ -12,13 +12,13 @@ the spread of that offset: if discs without a slip spread as far as the slip, no
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from spine_lib.levels import LEVELS, spider_disc_value, spider_vertebra_number, vertebrae_of
+from spine_lib.synthetic.truth import read_truth
 
 
 def points(plane: np.ndarray, value: int, spacing: float) -> np.ndarray:
@@ -29,7 +29,7 @@ def points(plane: np.ndarray, value: int, spacing: float) -> np.ndarray:
 
 def offsets(root: Path) -> list[tuple[str, int, float]]:
     """``(level, spondylolisthesis grade, offset mm)`` for every disc of every SPIDER patient of ``root``."""
-    patients = json.loads((root / "truth/spider.json").read_text())["patients"]
+    patients = read_truth(root, "spider")["patients"]
     rows: list[tuple[str, int, float]] = []
     for patient in patients:
         series = next(s for s in patient["series"] if s["kind"] == "sag_t2")

@@ -9,7 +9,6 @@ import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from spine_lib.segmentation.training import SegmentationTrainConfig
 from spine_lib.segmentation.worker import train_within
 
 LR = 0.01
@@ -99,8 +98,3 @@ def test_a_continued_training_counts_its_earlier_epochs() -> None:
     assert trainer.current_epoch == 12  # 4 more epochs: a fifth would pass 45 s
     assert trainer.lr_scheduler.max_steps == 12
 
-
-def test_the_limit_is_a_training_flag() -> None:
-    config = SegmentationTrainConfig(max_train_minutes=2.5)
-    assert config.model_dump(mode="json")["max_train_minutes"] == 2.5  # the worker's job carries it
-    assert SegmentationTrainConfig().max_train_minutes is None
